@@ -1,0 +1,67 @@
+# Parallel Python: set-up, lab, tests and the course's own tools.
+# Everything lives in a project virtual environment ($(VENV)); nothing is installed globally.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# JupyterLab refuses to run as root (containers, CI) without --allow-root.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+COURSE_EXTRAS ?= mpi,distributed
+PYTEST_ARGS ?=
+
+.PHONY: help install lab instructor-lab test lint typecheck release release-check benchmarks doctor clean
+
+help:
+	@echo "make lab             create .venv, install the course, open JupyterLab on notebooks/"
+	@echo "make test            install what the tests need and run the whole suite"
+	@echo "make instructor-lab  JupyterLab with nbgrader's instructor tools (formgrader, create assignment)"
+	@echo "make release         regenerate notebooks/ from graders/source/"
+	@echo "make benchmarks      print the course's performance figures"
+	@echo "make doctor          what this machine offers the course"
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed: make PYTHON=python3.11 ...")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.course-installed: pyproject.toml binder/configure-jupyter.sh | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[$(COURSE_EXTRAS)]"
+	bash binder/configure-jupyter.sh $(BIN)
+	@touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.course-installed
+	$(BIN)/python -m pip install --quiet -e ".[$(COURSE_EXTRAS),dev]"
+	@touch $@
+
+install: $(VENV)/.course-installed
+
+lab: $(VENV)/.course-installed
+	@bash binder/configure-jupyter.sh $(BIN) >/dev/null
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG)
+
+# The formgrader reads nbgrader_config.py from the folder JupyterLab starts in.
+instructor-lab: $(VENV)/.course-installed
+	COURSE_INSTRUCTOR=1 bash binder/configure-jupyter.sh $(BIN)
+	cd graders && $(abspath $(BIN))/jupyter lab $(ROOT_FLAG)
+
+test: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check course_lib graders benchmarks tests
+	$(BIN)/python -m mypy
+
+release: $(VENV)/.course-installed
+	$(BIN)/python -m graders release
+
+release-check: $(VENV)/.course-installed
+	$(BIN)/python -m graders release --check
+
+benchmarks: $(VENV)/.course-installed
+	$(BIN)/python -m benchmarks
+
+doctor: $(VENV)/.course-installed
+	$(BIN)/python -m course_lib doctor
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

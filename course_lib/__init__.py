@@ -1,0 +1,75 @@
+"""course_lib: the helper library of the Parallel Python course.
+
+Modules, each with one job:
+
+- :mod:`course_lib.machine`  what this machine offers (cores, start method, GIL)
+- :mod:`course_lib.timing`   honest measurement: benchmark, compare, scaling
+- :mod:`course_lib.laws`     Amdahl's and Gustafson's laws
+- :mod:`course_lib.trace`    spans from threads, processes and asyncio tasks
+- :mod:`course_lib.viz`      timelines, speed-up plots, the laws explorer
+- :mod:`course_lib.workers`  importable worker functions (safe under spawn)
+
+Names are imported lazily, so ``import course_lib`` stays cheap and never
+imports matplotlib until a picture is asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "usable_cores": "machine",
+    "start_method": "machine",
+    "mp_context": "machine",
+    "gil_enabled": "machine",
+    "free_threaded_build": "machine",
+    "show_machine": "machine",
+    "benchmark": "timing",
+    "compare": "timing",
+    "scaling": "timing",
+    "Timing": "timing",
+    "Comparison": "timing",
+    "Scaling": "timing",
+    "amdahl_speedup": "laws",
+    "gustafson_speedup": "laws",
+    "fit_serial_fraction": "laws",
+    "Tracer": "trace",
+    "Span": "trace",
+    "timeline": "viz",
+    "speedup_plot": "viz",
+    "laws_plot": "viz",
+    "amdahl_explorer": "viz",
+    "cpu_wall_bars": "viz",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from .laws import amdahl_speedup, fit_serial_fraction, gustafson_speedup
+    from .machine import (
+        free_threaded_build,
+        gil_enabled,
+        mp_context,
+        show_machine,
+        start_method,
+        usable_cores,
+    )
+    from .timing import Comparison, Scaling, Timing, benchmark, compare, scaling
+    from .trace import Span, Tracer
+    from .viz import amdahl_explorer, cpu_wall_bars, laws_plot, speedup_plot, timeline
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'course_lib' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

@@ -1,0 +1,92 @@
+"""Shared fixtures: a tiny nbgrader course built in a temporary folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+import nbformat
+import pytest
+
+matplotlib.use("Agg")
+
+REPO = Path(__file__).resolve().parent.parent
+
+os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+
+
+def nbgrader_cell(kind: str, source: str, grade_id: str, points: int = 0) -> nbformat.NotebookNode:
+    """A cell with nbgrader metadata: kind is 'solution', 'tests' or 'prompt'."""
+    meta = {"grade": kind == "tests", "solution": kind == "solution", "locked": kind != "solution",
+            "task": False, "grade_id": grade_id, "schema_version": 3}
+    if kind == "tests":
+        meta["points"] = points
+    if kind == "prompt":
+        cell = nbformat.v4.new_markdown_cell(source)
+    else:
+        cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["nbgrader"] = meta
+    return cell
+
+
+TOY_SOLUTION = '''def add(a, b):
+    """Return a + b."""
+    ### BEGIN SOLUTION
+    return a + b
+    ### END SOLUTION
+'''
+
+TOY_STUB = '''def add(a, b):
+    """Return a + b."""
+    # YOUR CODE HERE
+    raise NotImplementedError()
+'''
+
+TOY_TESTS = '''from graders.checks import expect_equal
+expect_equal(add(2, 3), 5, "add(2, 3)")
+### BEGIN HIDDEN TESTS
+expect_equal(add(-1, 1), 0, "add(-1, 1)")
+### END HIDDEN TESTS
+'''
+
+
+def toy_notebook() -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Toy chapter"),
+        nbgrader_cell("prompt", "Write `add(a, b)`.", "ex_add_prompt"),
+        nbgrader_cell("solution", TOY_SOLUTION, "ex_add"),
+        nbgrader_cell("tests", TOY_TESTS, "ex_add_tests", points=2),
+    ]
+    return nb
+
+
+@pytest.fixture
+def toy_course(tmp_path: Path) -> Path:
+    """A course directory with one assignment 'toy' holding one notebook."""
+    course = tmp_path / "course"
+    (course / "source" / "toy").mkdir(parents=True)
+    (course / "submitted").mkdir()
+    shutil.copy(REPO / "graders" / "nbgrader_config.py", course / "nbgrader_config.py")
+    nbformat.write(toy_notebook(), course / "source" / "toy" / "toy.ipynb")
+    return course
+
+
+@pytest.fixture
+def submit(toy_course: Path) -> Callable[[str, str], Path]:
+    """Submit a notebook as a student: submit(student, solution_source)."""
+
+    def _submit(student: str, solution: str | None) -> Path:
+        nb = toy_notebook()
+        nb.cells[2].source = solution if solution is not None else TOY_STUB
+        folder = toy_course / "submitted" / student / "toy"
+        folder.mkdir(parents=True)
+        path = folder / "toy.ipynb"
+        nbformat.write(nb, path)
+        return path
+
+    return _submit

@@ -1,0 +1,219 @@
+"""The graders pipeline on a toy course: release, self-check, grade, bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from graders.grade import grade_course
+from graders.notebooks import UsageError
+from graders.release import build_student_edition, release, stale_files
+from graders.selfcheck import check_notebook
+
+from .conftest import REPO, nbgrader_cell, toy_notebook
+
+WRONG = '''def add(a, b):
+    return a - b
+'''
+RIGHT = '''def add(a, b):
+    return a + b
+'''
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "graders", *args], capture_output=True,
+                          text=True, cwd=REPO, timeout=300)
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+# ---------------------------------------------------------------- release
+
+
+def test_student_edition_has_no_solution_hidden_test_or_output(toy_course: Path, tmp_path: Path) -> None:
+    nb = nbformat.read(toy_course / "source" / "toy" / "toy.ipynb", as_version=4)
+    nb.cells[2].outputs = [nbformat.v4.new_output("stream", text="left over\n")]
+    nbformat.write(nb, toy_course / "source" / "toy" / "toy.ipynb")
+
+    target = tmp_path / "student"
+    assert build_student_edition(target, toy_course / "source") == ["toy"]
+    text = (target / "toy" / "toy.ipynb").read_text()
+    assert "BEGIN SOLUTION" not in text and "return a + b" not in text
+    assert "HIDDEN" not in text and "add(-1, 1)" not in text
+    assert "raise NotImplementedError()" in text and "def add(a, b):" in text
+    student = nbformat.read(target / "toy" / "toy.ipynb", as_version=4)
+    assert all(not c.get("outputs") for c in student.cells if c.cell_type == "code")
+
+
+def test_release_check_sees_a_stale_edition(toy_course: Path, tmp_path: Path) -> None:
+    student_dir = tmp_path / "notebooks"
+    release(student_dir, toy_course / "source")
+    assert stale_files(student_dir, toy_course / "source") == []
+    nb = nbformat.read(toy_course / "source" / "toy" / "toy.ipynb", as_version=4)
+    nb.cells[0].source = "# Toy chapter, revised"
+    nbformat.write(nb, toy_course / "source" / "toy" / "toy.ipynb")
+    assert stale_files(student_dir, toy_course / "source") == ["toy/toy.ipynb"]
+
+
+def test_release_refuses_duplicate_grade_ids_and_changes_nothing(toy_course: Path, tmp_path: Path) -> None:
+    student_dir = tmp_path / "notebooks"
+    release(student_dir, toy_course / "source")
+    before = snapshot(student_dir)
+    nb = toy_notebook()
+    nb.cells.append(nbgrader_cell("tests", "assert True", "ex_add_tests", points=1))
+    nbformat.write(nb, toy_course / "source" / "toy" / "toy.ipynb")
+    with pytest.raises(UsageError, match=r"toy.ipynb cell 4: duplicate grade_id 'ex_add_tests'"):
+        release(student_dir, toy_course / "source")
+    assert snapshot(student_dir) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["course", "notebooks"]
+
+
+def test_release_refuses_a_solution_cell_without_metadata(toy_course: Path, tmp_path: Path) -> None:
+    nb = toy_notebook()
+    nb.cells.append(nbformat.v4.new_code_cell(RIGHT.replace("return", "### BEGIN SOLUTION\n    return")
+                                              + "    ### END SOLUTION\n"))
+    nbformat.write(nb, toy_course / "source" / "toy" / "toy.ipynb")
+    with pytest.raises(UsageError, match="cell 4: holds a solution region but has no nbgrader metadata"):
+        build_student_edition(tmp_path / "out", toy_course / "source")
+    assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------- self-check
+
+
+def _student_copy(toy_course: Path, tmp_path: Path, solution: str | None) -> Path:
+    build_student_edition(tmp_path / "student", toy_course / "source")
+    path = tmp_path / "student" / "toy" / "toy.ipynb"
+    if solution is not None:
+        nb = nbformat.read(path, as_version=4)
+        nb.cells[2].source = solution
+        nbformat.write(nb, path)
+    return path
+
+
+def test_check_reports_pass_todo_and_fail(toy_course: Path, tmp_path: Path) -> None:
+    source = toy_course / "source"
+    untouched = _student_copy(toy_course, tmp_path, None)
+    before = untouched.read_bytes()
+    [result] = check_notebook(untouched, source_dir=source)
+    assert result.status == "not started"
+    assert untouched.read_bytes() == before  # the check never writes the notebook
+
+    nb = nbformat.read(untouched, as_version=4)
+    nb.cells[2].source = RIGHT
+    nbformat.write(nb, untouched)
+    [result] = check_notebook(untouched, source_dir=source)
+    assert result.passed
+
+    nb.cells[2].source = WRONG
+    nbformat.write(nb, untouched)
+    [result] = check_notebook(untouched, source_dir=source)
+    assert result.status == "failed"
+    assert result.message == "add(2, 3): got -1, expected 5"
+
+
+def test_check_runs_visible_tests_only(toy_course: Path) -> None:
+    # The source notebook still holds its hidden tests; an answer that passes the
+    # visible test and fails the hidden one must pass the self-check.
+    nb = toy_notebook()
+    nb.cells[2].source = "def add(a, b):\n    return 5\n"
+    path = toy_course / "source" / "toy" / "toy.ipynb"
+    nbformat.write(nb, path)
+    [result] = check_notebook(path, source_dir=toy_course / "source")
+    assert result.passed
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d: d / "missing.ipynb", "no such file"),
+        (lambda d: (d / "notes.txt").write_text("hi") and d / "notes.txt", "not a notebook"),
+        (lambda d: (d / "broken.ipynb").write_text("{\"cells\": [") and d / "broken.ipynb", "invalid JSON"),
+        (lambda d: (d / "plain.ipynb").write_text(nbformat.writes(nbformat.v4.new_notebook()))
+         and d / "plain.ipynb", "has no graded test cells"),
+        (lambda d: nbformat.write(toy_notebook(), d / "toy.ipynb") or d / "toy.ipynb",
+         "match no chapter"),
+    ],
+    ids=["missing", "not-notebook", "invalid-json", "no-exercises", "other-assignment"],
+)
+def test_check_bad_input_is_one_line_exit_2(tmp_path: Path, make: Callable[[Path], Path], message: str) -> None:
+    path = make(tmp_path)
+    before = snapshot(tmp_path)
+    proc = run_cli("check", str(path))
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
+    assert snapshot(tmp_path) == before
+
+
+def test_grade_bad_course_dir_is_one_line_exit_2(tmp_path: Path) -> None:
+    for target, message in [(tmp_path / "nope", "no such folder"), (tmp_path, "no nbgrader_config.py")]:
+        proc = run_cli("grade", str(target))
+        assert proc.returncode == 2 and message in proc.stderr and proc.stderr.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_release_check_of_the_repo_is_current() -> None:
+    proc = run_cli("release", "--check")
+    assert proc.returncode == 0, proc.stderr
+
+
+# ---------------------------------------------------------------- grading
+
+
+def test_grade_scores_each_submission(toy_course: Path, submit: Callable[[str, str | None], Path]) -> None:
+    submit("alice", RIGHT)
+    submit("bob", None)
+    submit("carol", WRONG)
+    folder = toy_course / "submitted" / "dave" / "toy"
+    folder.mkdir(parents=True)
+    (folder / "toy.ipynb").write_text("not json")
+
+    rows = grade_course(toy_course)
+    by_student = {r.student_id: r for r in rows}
+    assert {s: (r.score, r.max_score, r.status) for s, r in by_student.items()} == {
+        "alice": (2.0, 2.0, "graded"),
+        "bob": (0.0, 2.0, "graded"),
+        "carol": (0.0, 2.0, "graded"),
+        "dave": (0.0, 2.0, "invalid-notebook"),
+    }
+    assert "invalid JSON" in by_student["dave"].detail
+
+    with (toy_course / "grades.csv").open() as handle:
+        table = list(csv.reader(handle))
+    assert table[0] == ["student_id", "assignment", "score", "max_score", "status"]
+    assert sorted(table[1:]) == [
+        ["alice", "toy", "2", "2", "graded"], ["bob", "toy", "0", "2", "graded"],
+        ["carol", "toy", "0", "2", "graded"], ["dave", "toy", "0", "2", "invalid-notebook"],
+    ]
+    assert (toy_course / "gradebook.db").is_file()
+    assert (toy_course / "autograded" / "alice" / "toy" / "toy.ipynb").is_file()
+
+    # Grading again gives the same grades.
+    again = grade_course(toy_course, assignment="toy")
+    assert [(r.student_id, r.score, r.status) for r in again] == [
+        (r.student_id, r.score, r.status) for r in rows
+    ]
+
+
+def test_grade_records_a_cell_timeout(toy_course: Path, submit: Callable[[str, str | None], Path]) -> None:
+    submit("erin", "import time\ndef add(a, b):\n    time.sleep(60)\n")
+    [row] = grade_course(toy_course, cell_timeout=3)
+    assert (row.score, row.status) == (0.0, "timeout")
+
+
+def test_grade_cli_unknown_assignment(toy_course: Path) -> None:
+    proc = run_cli("grade", str(toy_course), "--assignment", "nope")
+    assert proc.returncode == 2
+    assert "no assignment 'nope'" in proc.stderr
+    assert not (toy_course / "grades.csv").exists()
+    assert json.dumps(sorted(p.name for p in toy_course.iterdir())) == '["nbgrader_config.py", "source", "submitted"]'
