@@ -45,7 +45,30 @@ _EXPORTS = {
     "cpu_wall_bars": "viz",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "Comparison",
+    "Scaling",
+    "Span",
+    "Timing",
+    "Tracer",
+    "amdahl_explorer",
+    "amdahl_speedup",
+    "benchmark",
+    "compare",
+    "cpu_wall_bars",
+    "fit_serial_fraction",
+    "free_threaded_build",
+    "gil_enabled",
+    "gustafson_speedup",
+    "laws_plot",
+    "mp_context",
+    "scaling",
+    "show_machine",
+    "speedup_plot",
+    "start_method",
+    "timeline",
+    "usable_cores",
+]
 
 if TYPE_CHECKING:
     from .laws import amdahl_speedup, fit_serial_fraction, gustafson_speedup

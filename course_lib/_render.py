@@ -49,10 +49,10 @@ class Table:
         lines = []
         if self.title:
             lines.append(self.title)
-        lines.append("  ".join(h.ljust(w) for h, w in zip(self.headers, widths)))
+        lines.append("  ".join(h.ljust(w) for h, w in zip(self.headers, widths, strict=True)))
         lines.append("  ".join("-" * w for w in widths))
         for row in cells:
-            lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+            lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
         lines.extend(f"note: {note}" for note in self.notes)
         return "\n".join(lines)
 

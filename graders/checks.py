@@ -352,19 +352,37 @@ def no_leaks(timeout: float = 2.0, what: str = "") -> Iterator[None]:
     )
 
 
+# multiprocessing's own long-lived helpers (started once, on first use, under
+# spawn and forkserver): they belong to the interpreter, not to the learner's code.
+_MP_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
+
+
+def _is_mp_helper(process: Any) -> bool:
+    try:
+        command = " ".join(process.cmdline())
+    except Exception:  # gone, or not ours to inspect
+        return False
+    return any(helper in command for helper in _MP_HELPERS)
+
+
 def _child_pids() -> set[int]:
+    """Live child processes of this one, leaving out multiprocessing's helpers."""
     try:
         import psutil
     except ImportError:  # pragma: no cover - psutil is a course dependency
         return set()
     try:
-        return {
-            child.pid
-            for child in psutil.Process().children(recursive=True)
-            if child.status() != psutil.STATUS_ZOMBIE
-        }
+        children = psutil.Process().children(recursive=True)
     except psutil.Error:
         return set()
+    live = set()
+    for child in children:
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and not _is_mp_helper(child):
+                live.add(child.pid)
+        except psutil.Error:
+            continue
+    return live
 
 
 @contextlib.contextmanager
@@ -391,3 +409,13 @@ def quiet(what: str = "") -> Iterator[None]:
         threading.excepthook = previous_hook
     if thread_errors:
         raise _fail(what or "worker threads", "; ".join(thread_errors))
+
+
+# Chapter-specific helpers live in their own modules; test cells import them from here.
+# (Imported last: those modules may import from this one inside their functions.)
+from graders import _checks_asyncio, _checks_processes, _checks_sync  # noqa: E402
+from graders._checks_asyncio import *  # noqa: E402,F403
+from graders._checks_processes import *  # noqa: E402,F403
+from graders._checks_sync import *  # noqa: E402,F403
+
+__all__ += _checks_processes.__all__ + _checks_sync.__all__ + _checks_asyncio.__all__

@@ -1,0 +1,5 @@
+"""Check helpers for the processes chapter; re-exported by :mod:`graders.checks`."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
