@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -19,7 +20,7 @@ def execute_notebook(path: Path, timeout: int = 120) -> None:
 
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+                   resources={"metadata": {"path": str(path.parent)}}).execute(stderr=subprocess.DEVNULL)
 
 
 @figure("course_exec_seconds", "<= 60", "executing chapters 0 and 1 with their solutions")

@@ -121,6 +121,19 @@ def test_check_reports_pass_todo_and_fail(toy_course: Path, tmp_path: Path) -> N
     assert result.message == "add(2, 3): got -1, expected 5"
 
 
+def test_check_sees_a_stub_behind_finishes_within_as_not_started(toy_course: Path, tmp_path: Path) -> None:
+    # Test cells usually call the learner's function through finishes_within, which turns
+    # the stub's NotImplementedError into an AssertionError: still "not started", not "failed".
+    source_nb = toy_course / "source" / "toy" / "toy.ipynb"
+    nb = nbformat.read(source_nb, as_version=4)
+    nb.cells[3].source = ("from graders.checks import expect_equal, finishes_within\n"
+                          "expect_equal(finishes_within(5, add, 2, 3), 5, 'add(2, 3)')\n")
+    nbformat.write(nb, source_nb)
+    untouched = _student_copy(toy_course, tmp_path, None)
+    [result] = check_notebook(untouched, source_dir=toy_course / "source")
+    assert result.status == "not started", result
+
+
 def test_check_runs_visible_tests_only(toy_course: Path) -> None:
     # The source notebook still holds its hidden tests; an answer that passes the
     # visible test and fails the hidden one must pass the self-check.
