@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # JupyterLab refuses to run as root (containers, CI) without --allow-root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
-COURSE_EXTRAS ?= mpi,distributed
+COURSE_EXTRAS ?= mpi,distributed,gpu
 PYTEST_ARGS ?=
 
 .PHONY: help install lab instructor-lab test lint typecheck release release-check benchmarks doctor clean
@@ -29,8 +29,10 @@ $(VENV)/.course-installed: pyproject.toml binder/configure-jupyter.sh | $(BIN)/p
 	bash binder/configure-jupyter.sh $(BIN)
 	@touch $@
 
+# The tests also install CuPy (the `cuda` extra), to prove the CPU fallback when
+# CuPy is present but no GPU is.
 $(VENV)/.dev-installed: $(VENV)/.course-installed
-	$(BIN)/python -m pip install --quiet -e ".[$(COURSE_EXTRAS),dev]"
+	$(BIN)/python -m pip install --quiet -e ".[$(COURSE_EXTRAS),cuda,dev]"
 	@touch $@
 
 install: $(VENV)/.course-installed
