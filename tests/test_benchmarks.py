@@ -17,7 +17,8 @@ from .conftest import REPO
 
 def test_issue_figures_are_registered() -> None:
     assert {"threads_io_speedup", "threads_cpu_ratio", "tracer_overhead_us",
-            "course_exec_seconds"} <= set(FIGURES)
+            "course_exec_seconds", "asyncio_sleep_concurrency", "asyncio_fetch_speedup",
+            "threads_vs_asyncio_fetch_ratio"} <= set(FIGURES)
 
 
 def test_prints_name_value_unit_and_writes_json(tmp_path: Path) -> None:
