@@ -379,6 +379,22 @@ def _run(cmd: Sequence[str], timeout: float, env: dict[str, str] | None = None) 
 
 
 def _kill_group(proc: subprocess.Popen[str]) -> None:
+    """Kill ``proc`` and everything under it.
+
+    Killing the process group is not enough for MPI: MPICH's launcher starts its
+    proxy and every rank in sessions of their own, so the descendants are killed
+    one by one first.
+    """
+    try:
+        import psutil
+
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            try:
+                child.kill()
+            except psutil.Error:
+                pass
+    except Exception:  # psutil missing, or the process is already gone
+        pass
     try:
         if os.name == "posix":
             os.killpg(proc.pid, signal.SIGKILL)
