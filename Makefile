@@ -9,7 +9,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 COURSE_EXTRAS ?= mpi,distributed,gpu
 PYTEST_ARGS ?=
 
-.PHONY: help install lab instructor-lab test lint typecheck release release-check benchmarks doctor clean
+.PHONY: help install lab instructor-lab test lint typecheck release release-check benchmarks gpu-check doctor clean
 
 help:
 	@echo "make lab             create .venv, install the course, open JupyterLab on notebooks/"
@@ -18,6 +18,7 @@ help:
 	@echo "make release         regenerate notebooks/ from graders/source/"
 	@echo "make benchmarks      print the course's performance figures"
 	@echo "make doctor          what this machine offers the course"
+	@echo "make gpu-check       run chapter 7 and the GPU benchmarks here; writes gpu-check-report.md"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed: make PYTHON=python3.11 ...")'
@@ -61,6 +62,12 @@ release-check: $(VENV)/.course-installed
 
 benchmarks: $(VENV)/.course-installed
 	$(BIN)/python -m benchmarks
+
+# On a machine with an NVIDIA GPU: chapter 7 and the GPU figures on the real device
+# (CuPy included). Without a GPU it still runs, on the simulator and PoCL, and says so.
+gpu-check: $(VENV)/.course-installed
+	$(BIN)/python -m pip install --quiet -e ".[$(COURSE_EXTRAS),cuda]"
+	$(BIN)/python -m course_lib.gpu_check --out gpu-check-report.md
 
 doctor: $(VENV)/.course-installed
 	$(BIN)/python -m course_lib doctor

@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import FIGURES, Result, Skip, aio, course, threads, tracer  # noqa: F401  (register their figures)
+from . import FIGURES, Result, Skip, aio, course, gpu, mpi, threads, tracer  # noqa: F401  (register)
 
 _COMPARE = {">=": operator.ge, "<=": operator.le}
 
