@@ -10,7 +10,18 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import FIGURES, Result, Skip, aio, course, gpu, mpi, threads, tracer  # noqa: F401  (register)
+from . import (  # noqa: F401  (importing a module registers its figures)
+    FIGURES,
+    Result,
+    Skip,
+    aio,
+    course,
+    gpu,
+    mpi,
+    processes,
+    threads,
+    tracer,
+)
 
 _COMPARE = {">=": operator.ge, "<=": operator.le}
 

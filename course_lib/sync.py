@@ -536,23 +536,14 @@ def stop_helper_processes() -> list[str]:
     (and, for forkserver, the *fork server*) running until the interpreter
     exits.  A notebook that wants to leave nothing running calls this in its
     last cell, after every lock, queue and process it made is gone: a lock
-    or queue still alive would be reported as leaked.  Both helpers start
-    again by themselves when a process or lock is next created.
+    or queue still alive would be reported as leaked.  The fork server and its
+    temporary folder go as in :func:`course_lib.processes.shutdown_helpers`;
+    the resource tracker is stopped too.  Both start again by themselves when
+    a process or lock is next created.
     """
-    import gc
+    from .processes import shutdown_helpers
 
-    gc.collect()  # locks and queues nobody refers to any more are freed first
-    stopped = []
-    try:
-        from multiprocessing import forkserver
-
-        server: Any = getattr(forkserver, "_forkserver", None)
-        pid = getattr(server, "_forkserver_pid", None)
-        if pid is not None and callable(getattr(server, "_stop", None)):
-            server._stop()
-            stopped.append(f"fork server (pid {pid})")
-    except (ImportError, OSError, ChildProcessError):
-        pass
+    stopped = shutdown_helpers()
     try:
         from multiprocessing import resource_tracker
 
@@ -560,7 +551,7 @@ def stop_helper_processes() -> list[str]:
         pid = getattr(tracker, "_pid", None)
         if pid is not None and callable(getattr(tracker, "_stop", None)):
             tracker._stop()
-            stopped.append(f"resource tracker (pid {pid})")
+            stopped.append(f"stopped the resource tracker (pid {pid})")
     except (ImportError, OSError, ChildProcessError):
         pass
     return stopped
