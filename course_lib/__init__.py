@@ -9,6 +9,18 @@ Modules, each with one job:
 - :mod:`course_lib.viz`      timelines, speed-up plots, the laws explorer
 - :mod:`course_lib.workers`  importable worker functions (safe under spawn)
 
+Chapter modules (imported by their chapters, never by ``import course_lib``):
+
+- :mod:`course_lib.processes`    pools, shared arrays and workers for chapter 2
+- :mod:`course_lib.sync`         races, traced locks, deadlock detection (chapter 3)
+- :mod:`course_lib.netserver`    the local latency server (chapter 4)
+- :mod:`course_lib.aio`          async fetches and bounded coroutine runs (chapter 4)
+- :mod:`course_lib.mpi`          running and tracing MPI programs (chapter 5)
+- :mod:`course_lib.distributed`  local engines: ipyparallel, Dask, Celery, Pyro5, rpyc (chapter 6)
+- :mod:`course_lib.dist_tasks`   what chapter 6's workers run
+- :mod:`course_lib.gpu`          backend choice, kernels' launch checks (chapter 7)
+- :mod:`course_lib.gpu_check`    ``make gpu-check``
+
 Names are imported lazily, so ``import course_lib`` stays cheap and never
 imports matplotlib until a picture is asked for.
 """

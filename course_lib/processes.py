@@ -33,7 +33,6 @@ import functools
 import math
 import multiprocessing
 import multiprocessing.context
-import operator
 import os
 import pickle
 import signal
@@ -45,7 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from .machine import start_method, usable_cores
-from .workers import busy_work
+from .workers import _as_int, busy_work
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -92,15 +91,6 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 _SHM_DIR = Path("/dev/shm")
-
-
-def _as_int(value: object, name: str) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got a bool")
-    try:
-        return operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
 
 
 def _as_seconds(value: object, name: str) -> float:
