@@ -16,6 +16,7 @@ from . import (  # noqa: F401  (importing a module registers its figures)
     Skip,
     aio,
     course,
+    distributed,
     gpu,
     mpi,
     processes,

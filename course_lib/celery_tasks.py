@@ -28,8 +28,11 @@ def make_app(broker: str | None = None, backend: str | None = None,
         "worker_prefetch_multiplier": 1, "result_extended": True,
     }
     if broker.startswith("filesystem://") and folder:
+        # The filesystem transport polls its folder; its default of once a second would
+        # add up to a second to every task.
         settings["broker_transport_options"] = {
-            "data_folder_in": folder, "data_folder_out": folder, "control_folder": folder}
+            "data_folder_in": folder, "data_folder_out": folder, "control_folder": folder,
+            "polling_interval": 0.02}
     application.conf.update(settings)
     application.task(name="course_lib.celery_tasks.where")(_where)
     application.task(name="course_lib.celery_tasks.square")(_square)
