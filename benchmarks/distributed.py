@@ -117,7 +117,7 @@ def wordcount_speedup() -> Result:
     from course_lib.distributed import dask_client
 
     cores = usable_cores()
-    documents = _corpus(n_documents=8 * cores, words_per_document=300_000)
+    documents = _corpus(n_documents=4 * cores, words_per_document=1_000_000)
 
     def serial() -> Counter[str]:
         return merge_counts(count_words(d) for d in documents)
