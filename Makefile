@@ -9,7 +9,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 COURSE_EXTRAS ?= mpi,distributed,gpu
 PYTEST_ARGS ?=
 
-.PHONY: help install lab instructor-lab test lint typecheck release release-check benchmarks gpu-check doctor clean
+.PHONY: help install hub-install lab instructor-lab test lint typecheck release release-check benchmarks gpu-check doctor clean
 
 help:
 	@echo "make lab             create .venv, install the course, open JupyterLab on notebooks/"
@@ -18,6 +18,7 @@ help:
 	@echo "make release         regenerate notebooks/ from graders/source/"
 	@echo "make benchmarks      print the course's performance figures"
 	@echo "make doctor          what this machine offers the course"
+	@echo "make hub-install     what a JupyterHub for a class needs (deploy/jupyterhub/README.md)"
 	@echo "make gpu-check       run chapter 7 and the GPU benchmarks here; writes gpu-check-report.md"
 
 $(BIN)/python:
@@ -32,9 +33,16 @@ $(VENV)/.course-installed: pyproject.toml binder/configure-jupyter.sh | $(BIN)/p
 
 # The tests also install CuPy (the `cuda` extra), to prove the CPU fallback when
 # CuPy is present but no GPU is.
-$(VENV)/.dev-installed: $(VENV)/.course-installed
-	$(BIN)/python -m pip install --quiet -e ".[$(COURSE_EXTRAS),cuda,dev]"
+# They also start a real JupyterHub (the `hub` extra and configurable-http-proxy from npm).
+$(VENV)/.dev-installed: $(VENV)/.course-installed deploy/jupyterhub/install.sh
+	$(BIN)/python -m pip install --quiet -e ".[$(COURSE_EXTRAS),cuda,hub,dev]"
+	bash deploy/jupyterhub/install.sh $(VENV)
 	@touch $@
+
+# JupyterHub for a class: see deploy/jupyterhub/README.md.
+hub-install: $(VENV)/.course-installed
+	$(BIN)/python -m pip install --quiet -e ".[$(COURSE_EXTRAS),hub]"
+	bash deploy/jupyterhub/install.sh $(VENV)
 
 install: $(VENV)/.course-installed
 

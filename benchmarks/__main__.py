@@ -18,6 +18,7 @@ from . import (  # noqa: F401  (importing a module registers its figures)
     course,
     distributed,
     gpu,
+    grading,
     mpi,
     processes,
     threads,

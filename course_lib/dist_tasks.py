@@ -13,7 +13,7 @@ import re
 import socket
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,28 @@ def slow_square(x: int, delay: float = 0.05) -> tuple[int, str, float, float]:
     start = time.perf_counter()
     time.sleep(delay)
     return x * x, where(), start, time.perf_counter()
+
+
+def fragile_square(x: int, victims: Collection[int] = (), delay: float = 0.05) -> tuple[int, str]:
+    """``(x*x, "host:pid")`` after ``delay`` s, except in a process whose pid is in
+    ``victims``: that process kills itself (SIGKILL) as soon as it starts the task,
+    a crash on cue.
+
+    The fault-tolerance tests pass the pids of some engines or workers, so the
+    tasks they start are lost for certain, whatever the timing.
+    """
+    if os.getpid() in set(victims):
+        import signal
+
+        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
+        time.sleep(60)  # not reached on Unix; Windows' SIGTERM ends the process as well
+    time.sleep(delay)
+    return x * x, where()
+
+
+def fail(message: str) -> None:
+    """A task that raises ``ValueError(message)``: what a failing remote task looks like."""
+    raise ValueError(message)
 
 
 def words(text: str) -> list[str]:

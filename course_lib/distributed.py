@@ -23,6 +23,19 @@ Pointing the same code at a real cluster is configuration, not edits:
 ``COURSE_DASK_SCHEDULER``   address of a running Dask scheduler (``tcp://host:8786``)
 ``COURSE_CELERY_BROKER``    Celery broker URL (``redis://host:6379/0``)
 ``COURSE_CELERY_BACKEND``   Celery result backend URL (``redis://host:6379/1``)
+
+The same four settings can live in a TOML file (keys ``ipp_profile``,
+``dask_scheduler``, ``celery_broker``, ``celery_backend``), read from
+``$COURSE_CLUSTER_CONFIG`` or else ``~/.config/parallel-python/cluster.toml``;
+an environment variable wins over the file. ``local=True`` on the engine
+functions ignores both and always starts a private local engine (the failure
+demos kill workers: never on a shared cluster).
+
+Failure and bad input: :func:`is_worker_lost` recognises a task lost with its
+worker (ipyparallel, Dask, Celery); :func:`check_broker` fails fast with advice
+when a broker does not answer; :func:`pyro_proxy` names the known names when a
+lookup fails; :func:`check_payload` names the part of a task's arguments that
+cannot be serialised, and says what to send instead.
 """
 
 from __future__ import annotations
@@ -39,6 +52,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.managers import BaseManager
@@ -46,28 +60,41 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "CONFIG_FILE_VAR",
     "ENV_VARS",
+    "CeleryBroker",
+    "CeleryWorkers",
     "DistributedError",
+    "NameNotFound",
+    "PayloadError",
     "QueueClient",
     "QueueServer",
     "Replica",
     "ReplicatedStore",
     "ScoopRun",
     "Unavailable",
+    "celery_broker",
     "celery_worker",
+    "check_broker",
+    "check_payload",
     "config",
+    "config_file",
     "dashboard_link",
     "dask_client",
     "free_port",
     "ipp_cluster",
+    "is_worker_lost",
+    "kill_process",
     "pyro_daemon",
     "pyro_nameserver",
+    "pyro_proxy",
     "queue_manager_server",
     "redis_available",
     "redis_server",
     "rpyc_server",
     "run_scoop",
     "task_spans",
+    "wait_for",
 ]
 
 ENV_VARS = {
@@ -76,6 +103,9 @@ ENV_VARS = {
     "COURSE_CELERY_BROKER": "Celery broker URL, e.g. redis://host:6379/0",
     "COURSE_CELERY_BACKEND": "Celery result backend URL, e.g. redis://host:6379/1",
 }
+
+CONFIG_FILE_VAR = "COURSE_CLUSTER_CONFIG"
+DEFAULT_CONFIG_FILE = Path("~/.config/parallel-python/cluster.toml")
 
 HOST = "127.0.0.1"
 _INSTALL = "pip install -e '.[distributed]' (make lab installs it)"
@@ -97,9 +127,51 @@ def _check_positive(name: str, value: float) -> None:
         raise ValueError(f"{name} must be a positive number, got {value!r}")
 
 
-def config() -> dict[str, str | None]:
-    """The cluster settings taken from the environment (None: start a local one)."""
-    return {name: (os.environ.get(name) or None) for name in ENV_VARS}
+def config_file(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The settings file :func:`config` reads: ``$COURSE_CLUSTER_CONFIG`` (which must
+    exist), else ``~/.config/parallel-python/cluster.toml`` if it exists, else None."""
+    env = os.environ if environ is None else environ
+    named = env.get(CONFIG_FILE_VAR)
+    if named:
+        path = Path(named).expanduser()
+        if not path.is_file():
+            raise DistributedError(f"{CONFIG_FILE_VAR} names {path}, which is not a file: "
+                                   f"create it or unset {CONFIG_FILE_VAR}")
+        return path
+    home = env.get("HOME")
+    default = (Path(home) / DEFAULT_CONFIG_FILE.relative_to("~") if home
+               else DEFAULT_CONFIG_FILE.expanduser())
+    return default if default.is_file() else None
+
+
+def config(environ: Mapping[str, str] | None = None) -> dict[str, str | None]:
+    """The cluster settings (None: start a local one).
+
+    Each ``COURSE_*`` environment variable wins; otherwise the value comes from
+    the settings file (:func:`config_file`), whose keys are the variable names
+    in lower case without ``COURSE_`` (``dask_scheduler = "tcp://host:8786"``).
+    """
+    env = os.environ if environ is None else environ
+    from_file: dict[str, Any] = {}
+    path = config_file(env)
+    if path is not None:
+        import tomllib
+
+        try:
+            from_file = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise DistributedError(f"cannot read the cluster settings in {path}: {error}. "
+                                   'Write lines like dask_scheduler = "tcp://host:8786"') from None
+        known = {name.removeprefix("COURSE_").lower() for name in ENV_VARS}
+        unknown = sorted(set(from_file) - known)
+        if unknown:
+            raise DistributedError(f"{path} has unknown setting(s) {', '.join(unknown)}; "
+                                   f"the known ones are {', '.join(sorted(known))}")
+    settings: dict[str, str | None] = {}
+    for name in ENV_VARS:
+        value = env.get(name) or from_file.get(name.removeprefix("COURSE_").lower())
+        settings[name] = str(value) if value else None
+    return settings
 
 
 def free_port(host: str = HOST) -> int:
@@ -138,6 +210,54 @@ def _stop_all(procs: Sequence[subprocess.Popen[Any]], sig: int, grace: float) ->
         _kill_tree(proc, grace=grace)
 
 
+def kill_process(pid: int) -> None:
+    """Kill process ``pid`` at once (SIGKILL on Unix): a crash, not a shutdown.
+
+    The failure demos use it to kill one worker mid-task; killing a process
+    that has already gone is not an error.
+    """
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        raise ValueError(f"pid must be a positive process id, got {pid!r}")
+    if pid == os.getpid():
+        raise ValueError("kill_process() refuses to kill the process that calls it")
+    import psutil
+
+    with contextlib.suppress(psutil.NoSuchProcess):
+        process = psutil.Process(pid)
+        process.kill()
+        # Wait until it is gone, without reaping it: its parent collects its exit status.
+        deadline = time.monotonic() + 5
+        while (process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+               and time.monotonic() < deadline):
+            time.sleep(0.01)
+
+
+def wait_for(predicate: Any, timeout: float, what: str, *, interval: float = 0.02,
+             clock: Any = time.monotonic, sleep: Any = time.sleep) -> None:
+    """Call ``predicate()`` until it is true; ``TimeoutError`` naming ``what`` after
+    ``timeout`` seconds."""
+    _check_positive("timeout", timeout)
+    deadline = clock() + timeout
+    while not predicate():
+        if clock() > deadline:
+            raise TimeoutError(f"{what} did not happen within {timeout:g} s")
+        sleep(interval)
+
+
+_LOST = {"EngineError", "KilledWorker", "WorkerLostError"}
+
+
+def is_worker_lost(error: BaseException) -> bool:
+    """True when ``error`` says the task was lost with the worker running it.
+
+    ipyparallel: ``EngineError`` (usually wrapped in a ``RemoteError`` whose
+    ``ename`` is ``"EngineError"``); Dask: ``KilledWorker``; Celery:
+    ``WorkerLostError``. An exception the task raised itself is not a loss.
+    """
+    names = {type(error).__name__, str(getattr(error, "ename", ""))}
+    return bool(names & _LOST)
+
+
 # --------------------------------------------------------------------------- ipyparallel
 
 
@@ -157,20 +277,25 @@ def _stop_ipp_loop_thread(cluster: Any) -> None:
 
 @contextlib.contextmanager
 def ipp_cluster(n: int = 2, profile: str | None = None, *, timeout: float = 60.0,
-                activate: bool = True) -> Iterator[Any]:
+                activate: bool = True, local: bool = False) -> Iterator[Any]:
     """An ``ipyparallel.Client`` connected to ``n`` engines; everything stops after the block.
 
-    With ``profile`` (or ``$COURSE_IPP_PROFILE``) it connects to a cluster that
-    is already running (``ipcluster start --profile=NAME``) and leaves it
-    running. Otherwise it starts a controller and ``n`` local engines in a
-    temporary profile folder, removed at the end. With ``activate`` the
-    ``%px``/``%%px`` magics use all engines.
+    With ``profile`` (or the ``COURSE_IPP_PROFILE`` setting, see :func:`config`)
+    it connects to a cluster that is already running (``ipcluster start
+    --profile=NAME``) and leaves it running. Otherwise, or with ``local=True``,
+    it starts a controller and ``n`` local engines in a temporary profile
+    folder, removed at the end. (Each engine's nanny process reports its death
+    to the controller at once; a direct task then fails at once, a load-balanced
+    one after ipyparallel's 5 s grace.) With ``activate`` the ``%px``/``%%px``
+    magics use all engines.
     """
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"n must be a positive number of engines, got {n!r}")
     _check_positive("timeout", timeout)
     ipp = _import("ipyparallel")
-    profile = profile or config()["COURSE_IPP_PROFILE"]
+    if local and profile:
+        raise ValueError("give a profile or local=True, not both")
+    profile = None if local else (profile or config()["COURSE_IPP_PROFILE"])
     if profile:
         remote = ipp.Client(profile=profile, timeout=timeout)
         try:
@@ -219,20 +344,24 @@ def ipp_cluster(n: int = 2, profile: str | None = None, *, timeout: float = 60.0
 
 @contextlib.contextmanager
 def dask_client(n_workers: int = 2, *, threads_per_worker: int = 1, processes: bool = False,
-                address: str | None = None, timeout: float = 30.0) -> Iterator[Any]:
+                address: str | None = None, timeout: float = 30.0,
+                local: bool = False) -> Iterator[Any]:
     """A ``distributed.Client``; the local cluster (if any) stops after the block.
 
-    With ``address`` (or ``$COURSE_DASK_SCHEDULER``) it connects to a running
-    scheduler. Otherwise it starts a ``LocalCluster`` on 127.0.0.1 with
-    ephemeral ports: ``processes=False`` (the default) keeps the workers in
-    this process, which starts in about a second; ``processes=True`` gives
-    each worker its own process.
+    With ``address`` (or the ``COURSE_DASK_SCHEDULER`` setting) it connects to
+    a running scheduler. Otherwise, or with ``local=True``, it starts a
+    ``LocalCluster`` on 127.0.0.1 with ephemeral ports: ``processes=False``
+    (the default) keeps the workers in this process, which starts in about a
+    second; ``processes=True`` gives each worker its own process, watched by a
+    nanny that restarts it if it dies.
     """
     if not isinstance(n_workers, int) or isinstance(n_workers, bool) or n_workers < 1:
         raise ValueError(f"n_workers must be a positive number, got {n_workers!r}")
     _check_positive("timeout", timeout)
     distributed = _import("distributed")
-    address = address or config()["COURSE_DASK_SCHEDULER"]
+    if local and address:
+        raise ValueError("give an address or local=True, not both")
+    address = None if local else (address or config()["COURSE_DASK_SCHEDULER"])
     if address:
         client = distributed.Client(address, timeout=timeout)
         try:
@@ -337,6 +466,96 @@ def redis_server(*, timeout: float = 10.0) -> Iterator[str]:
 # --------------------------------------------------------------------------- Celery
 
 
+def _safe_url(url: str) -> str:
+    """``url`` with any password masked."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def check_broker(url: str, *, timeout: float = 3.0, what: str = "Celery broker",
+                 setting: str = "COURSE_CELERY_BROKER") -> None:
+    """Connect to the broker at ``url`` once; ``DistributedError`` within about ``timeout``
+    seconds, naming the URL and what to do, when it does not answer."""
+    _check_positive("timeout", timeout)
+    if not isinstance(url, str) or "://" not in url:
+        raise ValueError(f"{what} URL must look like redis://host:6379/0, got {url!r}")
+    if url.split("://", 1)[0] in ("filesystem", "memory"):
+        return
+    kombu = _import("kombu")
+    connection = kombu.Connection(url, connect_timeout=timeout)
+    try:
+        connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0.1,
+                                     interval_max=0.1, timeout=timeout)
+    except Exception as error:  # kombu raises OperationalError, or a transport's own error
+        raise DistributedError(
+            f"the {what} at {_safe_url(url)} does not answer ({error}). Start it (for Redis: "
+            "redis-server, or docker run -p 6379:6379 redis), correct the URL, or unset "
+            f"{setting} to use the course's local file broker") from None
+    finally:
+        connection.release()
+
+
+@dataclass(frozen=True)
+class CeleryBroker:
+    """What :func:`celery_broker` yields: where task messages and results are kept."""
+
+    broker: str
+    backend: str
+    folder: str | None
+    """The filesystem transport's message folder (None for a real broker)."""
+
+    def app(self) -> Any:
+        """A Celery app that sends to this broker (``app.send_task(name, args=...)``)."""
+        from course_lib import celery_tasks
+
+        return celery_tasks.make_app(self.broker, self.backend, self.folder)
+
+    def messages(self) -> list[str]:
+        """Names of the task messages waiting in the folder (empty for a real broker)."""
+        if self.folder is None:
+            return []
+        return sorted(p.name for p in Path(self.folder).glob("*.msg"))
+
+
+@contextlib.contextmanager
+def celery_broker(*, broker: str | None = None, backend: str | None = None,
+                  local: bool = False, timeout: float = 3.0) -> Iterator[CeleryBroker]:
+    """A broker and result backend for Celery, with no worker yet.
+
+    ``broker``/``backend``, else the ``COURSE_CELERY_BROKER``/``COURSE_CELERY_BACKEND``
+    settings, else (and always with ``local=True``) a folder of files (kombu's
+    filesystem transport) and an SQLite database in a temporary folder, removed
+    after the block. A broker that does not answer raises ``DistributedError``
+    within about ``timeout`` seconds.
+    """
+    _check_positive("timeout", timeout)
+    _import("celery")
+    if not local:
+        settings = config()
+        broker = broker or settings["COURSE_CELERY_BROKER"]
+        backend = backend or settings["COURSE_CELERY_BACKEND"]
+    folder = tempfile.TemporaryDirectory(prefix="course-celery-")
+    try:
+        root = Path(folder.name)
+        queue_folder: str | None = None
+        if broker is None:
+            (root / "queue").mkdir()
+            broker, queue_folder = "filesystem://", str(root / "queue")
+        else:
+            check_broker(broker, timeout=timeout)
+        if backend is None:
+            backend = f"db+sqlite:///{root / 'results.sqlite'}"
+        elif backend.startswith(("redis://", "rediss://", "amqp://")):
+            check_broker(backend, timeout=timeout, what="Celery result backend",
+                         setting="COURSE_CELERY_BACKEND")
+        yield CeleryBroker(broker, backend, queue_folder)
+    finally:
+        folder.cleanup()
+
+
 @dataclass
 class CeleryWorkers:
     """What :func:`celery_worker` yields: the app to send tasks with, and the workers."""
@@ -347,49 +566,61 @@ class CeleryWorkers:
     names: list[str]
     processes: list[subprocess.Popen[Any]] = field(repr=False)
 
+    def send(self, task: str, *args: Any, **kwargs: Any) -> Any:
+        """Send ``course_lib.celery_tasks.<task>(*args, **kwargs)``; returns its
+        ``AsyncResult``. Arguments that JSON cannot carry raise :class:`PayloadError`
+        naming the argument, before anything is sent."""
+        check_payload(list(args), serializer="json", what=f"{task}() argument ")
+        check_payload(kwargs, serializer="json", what=f"{task}() keyword argument ")
+        name = task if "." in task else f"course_lib.celery_tasks.{task}"
+        return self.app.send_task(name, args=args, kwargs=kwargs)
+
 
 def _queue_of(worker: str) -> str:
     return "q-" + worker.split("@", 1)[0]
 
 
 @contextlib.contextmanager
-def celery_worker(n: int = 1, *, concurrency: int = 1, broker: str | None = None,
-                  backend: str | None = None, timeout: float = 30.0) -> Iterator[CeleryWorkers]:
+def celery_worker(n: int = 1, *, concurrency: int = 1, broker: str | CeleryBroker | None = None,
+                  backend: str | None = None, timeout: float = 30.0,
+                  local: bool = False) -> Iterator[CeleryWorkers]:
     """``n`` Celery worker processes serving ``course_lib.celery_tasks``; stopped after the block.
 
-    The broker and result backend are ``broker``/``backend``, else
-    ``$COURSE_CELERY_BROKER``/``$COURSE_CELERY_BACKEND``, else a folder of
-    files (kombu's filesystem transport) and an SQLite database in a
-    temporary folder, so nothing beyond Python packages is needed.
+    ``broker`` is a URL, a :class:`CeleryBroker` from :func:`celery_broker` (its
+    waiting messages are then served), or None: see :func:`celery_broker` for the
+    defaults. ``concurrency > 1`` gives each worker a pool of that many processes
+    (prefork). A broker that does not answer raises ``DistributedError`` within a
+    few seconds, with what to do.
     """
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"n must be a positive number of workers, got {n!r}")
+    if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
+        raise ValueError(f"concurrency must be a positive number of processes, got {concurrency!r}")
     _check_positive("timeout", timeout)
-    _import("celery")
-    settings = config()
-    broker = broker or settings["COURSE_CELERY_BROKER"]
-    backend = backend or settings["COURSE_CELERY_BACKEND"]
-    folder = tempfile.TemporaryDirectory(prefix="course-celery-")
-    root = Path(folder.name)
-    (root / "tmp").mkdir()
-    if broker is None:
-        (root / "queue").mkdir()
-        broker = "filesystem://"
-    if backend is None:
-        backend = f"db+sqlite:///{root / 'results.sqlite'}"
-    env = dict(os.environ, COURSE_CELERY_BROKER=broker, COURSE_CELERY_BACKEND=backend,
-               COURSE_CELERY_FOLDER=str(root / "queue"), TMPDIR=str(root / "tmp"),
-               PYTHONWARNINGS="ignore")
-    from course_lib import celery_tasks
-
-    app = celery_tasks.make_app(broker, backend, str(root / "queue"))
-    names = [f"worker{i + 1}@{HOST}" for i in range(n)]
-    procs: list[subprocess.Popen[Any]] = []
-    try:
+    with contextlib.ExitStack() as stack:
+        if isinstance(broker, CeleryBroker):
+            if backend is not None:
+                raise ValueError("the CeleryBroker already names its backend: drop backend=")
+            where = broker
+        else:
+            where = stack.enter_context(celery_broker(broker=broker, backend=backend,
+                                                      local=local,
+                                                      timeout=min(timeout, 5.0)))
+        scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="course-celery-tmp-"))
+        env = dict(os.environ, COURSE_CELERY_BROKER=where.broker,
+                   COURSE_CELERY_BACKEND=where.backend, COURSE_CELERY_FOLDER=where.folder or "",
+                   TMPDIR=scratch, PYTHONWARNINGS="ignore")
+        app = where.app()
+        stack.callback(app.close)
+        names = [f"worker{i + 1}@{HOST}" for i in range(n)]
+        procs: list[subprocess.Popen[Any]] = []
+        # SIGQUIT: Celery's cold shutdown, then SIGKILL for what is left.
+        stack.callback(lambda: _stop_all(procs, signal.SIGQUIT, grace=3.0))
         for name in names:
             procs.append(subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "course_lib.celery_tasks", "worker",
-                 "-n", name, "-Q", f"celery,{_queue_of(name)}", "--pool=prefork" if concurrency > 1 else "--pool=solo",
+                 "-n", name, "-Q", f"celery,{_queue_of(name)}",
+                 "--pool=prefork" if concurrency > 1 else "--pool=solo",
                  f"--concurrency={concurrency}", "--loglevel=ERROR", "--without-gossip",
                  "--without-mingle", "--without-heartbeat"],
                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -404,19 +635,117 @@ def celery_worker(n: int = 1, *, concurrency: int = 1, broker: str | None = None
                 if dead:
                     raise DistributedError(
                         f"a Celery worker exited with code {dead[0].returncode} "
-                        f"(broker {broker}, backend {backend})")
+                        f"(broker {_safe_url(where.broker)}, backend {_safe_url(where.backend)})")
                 if time.monotonic() > deadline:
                     raise DistributedError(f"Celery worker {name} did not start within "
-                                           f"{timeout:g} s (broker {broker})")
+                                           f"{timeout:g} s (broker {_safe_url(where.broker)})")
                 time.sleep(0.05)
             result.get(timeout=timeout)
             result.forget()
-        yield CeleryWorkers(app, broker, backend, names, procs)
-    finally:
-        _stop_all(procs, signal.SIGQUIT, grace=3.0)  # SIGQUIT: Celery's cold shutdown
-        with contextlib.suppress(Exception):
-            app.close()
-        folder.cleanup()
+        yield CeleryWorkers(app, where.broker, where.backend, names, procs)
+
+
+# --------------------------------------------------------------------------- payloads
+
+
+class PayloadError(DistributedError, TypeError):
+    """A task's arguments cannot be serialised; the message names the part and a fix."""
+
+
+_ADVICE = {
+    "lock": "a lock only works inside one process: create it inside the task, or use the "
+            "cluster's own synchronisation (a Dask Lock, a Celery chain)",
+    "thread": "a thread cannot travel: send the data it works on instead",
+    "socket": "a connection cannot travel: send its address and connect inside the task",
+    "file": "an open file cannot travel: send its path (on a shared disk) or its contents",
+    "generator": "a generator cannot travel: send list(generator)",
+    "module": "a module cannot travel: import it inside the task",
+}
+
+
+def _advice(obj: object, serializer: str) -> str:
+    kind = type(obj).__name__.lower()
+    for key, text in _ADVICE.items():
+        if key in kind or (key == "file" and hasattr(obj, "readable") and hasattr(obj, "fileno")):
+            return text
+    if serializer == "json":
+        if isinstance(obj, (set, frozenset)):
+            return "JSON has no sets: send sorted(the_set) and rebuild the set in the task"
+        if isinstance(obj, (bytes, bytearray)):
+            return "JSON has no bytes: send base64 text, or a path to the data"
+        if hasattr(obj, "tolist"):
+            return "JSON has no arrays: send array.tolist() and rebuild it in the task"
+        return ("JSON carries only numbers, strings, lists, dicts, True/False and None: send "
+                "those and rebuild the object inside the task")
+    return "send plain data (numbers, strings, lists, dicts, NumPy arrays) instead"
+
+
+def _serialise(obj: object, serializer: str) -> None:
+    if serializer == "json":
+        import json
+
+        json.dumps(obj)
+    else:
+        try:
+            import cloudpickle
+
+            cloudpickle.dumps(obj)
+        except ImportError:
+            import pickle
+
+            pickle.dumps(obj)
+
+
+def _parts(obj: object) -> list[tuple[str, object]]:
+    """The pieces of ``obj`` to look into: (path suffix, piece)."""
+    if isinstance(obj, dict):
+        return [(f"[{key!r}]", value) for key, value in obj.items()] + [
+            (f" key {key!r}", key) for key in obj]
+    if isinstance(obj, (list, tuple)):
+        return [(f"[{i}]", value) for i, value in enumerate(obj)]
+    if isinstance(obj, (set, frozenset)):
+        return [(" item", value) for value in obj]
+    state = getattr(obj, "__dict__", None)
+    if isinstance(state, dict) and not isinstance(obj, type):
+        return [(f".{name}", value) for name, value in state.items()]
+    return []
+
+
+def check_payload(obj: object, *, serializer: str = "pickle", what: str = "payload") -> None:
+    """Raise :class:`PayloadError` if ``obj`` cannot be serialised the way a cluster sends it.
+
+    ``serializer`` is ``"pickle"`` (cloudpickle when installed, as Dask and
+    ipyparallel use) or ``"json"`` (Celery's default). The message names the
+    innermost offending part (``payload[1]['lock']``), its type, and what to
+    send instead.
+    """
+    if serializer not in ("pickle", "json"):
+        raise ValueError(f"serializer must be 'pickle' or 'json', got {serializer!r}")
+    try:
+        _serialise(obj, serializer)
+        return
+    except Exception as error:  # each serializer raises its own types
+        first_error: Exception = error
+    path, culprit, seen = "", obj, {id(obj)}
+    descended = True
+    while descended:
+        descended = False
+        for suffix, part in _parts(culprit):
+            if id(part) in seen:
+                continue
+            seen.add(id(part))
+            try:
+                _serialise(part, serializer)
+            except Exception as error:
+                path, culprit, first_error, descended = path + suffix, part, error, True
+                break
+    advice = _advice(culprit, serializer)
+    shown = repr(culprit)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    raise PayloadError(
+        f"{what}{path} is a {type(culprit).__module__}.{type(culprit).__qualname__} "
+        f"({shown}), which cannot be sent with {serializer} ({first_error}). "
+        f"{advice[:1].upper()}{advice[1:]}")
 
 
 # --------------------------------------------------------------------------- Pyro5
@@ -466,6 +795,43 @@ def pyro_daemon(objects: Mapping[str, object], *, nameserver: Any = None,
             daemon.shutdown()
             thread.join(5.0)
             daemon.close()
+
+
+class NameNotFound(DistributedError, LookupError):
+    """A name server does not know the name asked for; the message lists the names it knows."""
+
+
+def pyro_proxy(name: str, nameserver: Any, *, timeout: float = 10.0) -> Any:
+    """A ``Pyro5.api.Proxy`` for the object registered as ``name`` on ``nameserver``
+    (its URI), with every remote call bounded by ``timeout`` seconds.
+
+    An unknown name raises :class:`NameNotFound` listing the names the server
+    knows; a name server that does not answer raises ``DistributedError``.
+    """
+    _check_positive("timeout", timeout)
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a non-empty string, got {name!r}")
+    api = _import("Pyro5.api")
+    errors = _import("Pyro5.errors")
+    try:
+        with api.Proxy(nameserver) as ns:
+            ns._pyroTimeout = timeout
+            try:
+                uri = ns.lookup(name)
+            except errors.NamingError:
+                known = sorted(str(k) for k in ns.list() if k != "Pyro.NameServer")
+                raise NameNotFound(
+                    f"the name server at {nameserver} knows no object named {name!r}; it "
+                    f"knows {', '.join(map(repr, known)) or 'no names at all'}. Check the "
+                    "spelling, or register the object (pyro_daemon({name: obj}, "
+                    "nameserver=...))") from None
+    except errors.CommunicationError as error:
+        raise DistributedError(f"the Pyro5 name server at {nameserver} does not answer "
+                               f"({error}): start it (pyro_nameserver(), or python -m "
+                               "Pyro5.nameserver) and check its host and port") from None
+    proxy = api.Proxy(uri)
+    proxy._pyroTimeout = timeout
+    return proxy
 
 
 # --------------------------------------------------------------------------- rpyc
@@ -601,14 +967,16 @@ def run_scoop(program: str | os.PathLike[str], n: int = 2, *, timeout: float = 6
 
 def task_spans(records: Iterable[Sequence[Any]], name: str = "task") -> list[Any]:
     """Spans for :func:`course_lib.viz.timeline` from ``(result, worker, start, end)``
-    records, as :func:`course_lib.dist_tasks.slow_square` returns them."""
+    records, as :func:`course_lib.dist_tasks.slow_square` returns them; a fifth
+    element, when present, names that span instead of ``name``."""
     from course_lib.trace import Span
 
     spans = []
     for record in records:
         _, worker, start, end = record[:4]
+        label = str(record[4]) if len(record) > 4 else name
         pid = int(str(worker).rsplit(":", 1)[-1]) if str(worker).rsplit(":", 1)[-1].isdigit() else 0
-        spans.append(Span(name, str(worker), float(start), float(end), pid, "MainThread"))
+        spans.append(Span(label, str(worker), float(start), float(end), pid, "MainThread"))
     return sorted(spans, key=lambda s: s.start)
 
 

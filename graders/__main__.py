@@ -45,11 +45,15 @@ def _parser() -> argparse.ArgumentParser:
     grade.add_argument("course_dir", type=Path, metavar="COURSE_DIR")
     grade.add_argument("--assignment", metavar="A", help="grade only this assignment")
     grade.add_argument("--workers", type=_positive_int, default=None, metavar="N",
-                       help="submissions graded at once (this version grades one at a time)")
+                       help="submissions graded at once (default: the usable cores)")
     grade.add_argument("--cell-timeout", type=_positive_int, default=60, metavar="S",
                        help="seconds a cell may run (default 60)")
-    grade.add_argument("--memory-mb", type=_positive_int, default=None, metavar="M",
-                       help="address-space limit for each submission, in MiB (Unix)")
+    grade.add_argument("--memory-mb", type=_positive_int, default=2048, metavar="M",
+                       help="memory limit of each submission, in MiB (default 2048)")
+    grade.add_argument("--max-processes", type=_positive_int, default=512, metavar="P",
+                       help="processes and threads a submission may run at once (default 512)")
+    grade.add_argument("--budget", type=_positive_int, default=1800, metavar="S",
+                       help="seconds a whole notebook may run (default 1800)")
     return parser
 
 
@@ -79,22 +83,23 @@ def _check(notebook: Path, cell_timeout: int) -> int:
 
 
 def _grade(args: argparse.Namespace) -> int:
-    from .grade import GradeRow, grade_course
+    from .grade import grade_course
+    from .report import GradingProgress, summary_table
 
-    def progress(row: GradeRow) -> None:
-        detail = f" ({row.detail})" if row.detail else ""
-        print(f"  {row.assignment}/{row.student_id}: {row.score:g}/{row.max_score:g} {row.status}{detail}",
-              flush=True)
-
-    rows = grade_course(
-        args.course_dir,
-        assignment=args.assignment,
-        cell_timeout=args.cell_timeout,
-        memory_mb=args.memory_mb,
-        progress=progress,
-    )
-    graded = sum(r.status == "graded" for r in rows)
-    print(f"{len(rows)} submission(s), {graded} graded cleanly; grades in {args.course_dir / 'grades.csv'}")
+    with GradingProgress(sys.stderr) as bar:
+        rows = grade_course(
+            args.course_dir,
+            assignment=args.assignment,
+            workers=args.workers,
+            cell_timeout=args.cell_timeout,
+            memory_mb=args.memory_mb,
+            max_processes=args.max_processes,
+            notebook_budget=args.budget,
+            progress=bar.update,
+            on_start=bar.start,
+        )
+    print(summary_table(rows))
+    print(f"Grades in {args.course_dir / 'grades.csv'}; details in {args.course_dir / 'grades-detail.csv'}")
     return 0
 
 

@@ -1,32 +1,64 @@
-"""Autograde every submission of a course directory with nbgrader.
+"""Autograde every submission of a course directory, in parallel and sandboxed.
 
 COURSE_DIR holds ``nbgrader_config.py``, ``source/<assignment>/`` and
-``submitted/<student>/<assignment>/``. Grades go to nbgrader's gradebook (so
-the formgrader and ``nbgrader generate_feedback`` work on them) and to
-``COURSE_DIR/grades.csv``.
+``submitted/<student>/<assignment>/``. The grader uses nbgrader's model: its
+gradebook (``db_url`` from the config, SQLite by default), its preprocessors
+(to restore locked cells, save scores, apply late penalties) and its
+``autograded/`` layout, so the formgrader and ``nbgrader generate_feedback``
+work on the result. What it does differently from ``nbgrader autograde``:
 
-This first grader runs one submission after another; each one runs in its
-own process session with a per-cell timeout, a whole-notebook budget and an
-optional memory limit.
+- submissions run in parallel (``workers``), each notebook in its own
+  sandbox (``graders.sandbox``: process limit, memory limit, no network,
+  every process and temporary file gone at the end); gradebook writes are
+  serialised, one submission per transaction-like step under a lock;
+- the kernel runs cell by cell with the test-integrity guard
+  (``graders._guard``); a kernel that dies keeps the grades of the cells that
+  ran, and the rest score zero with the reason in the notebook;
+- output on stderr in a test cell (warnings, worker noise) does not cost the
+  points; an error does;
+- each submission gets a status (``STATUSES``) and a detail in
+  ``grades.csv`` and in the returned rows.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
+import logging
 import os
+import shutil
+import sys
 import tempfile
+import threading
+import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import nbformat
+from nbformat import NotebookNode
 
-from ._run import TIMED_OUT, last_error, run_nbgrader
-from .notebooks import UsageError, grade_cells, read_notebook
+from ._run import last_error, run_nbgrader
+from .notebooks import UsageError, read_notebook
+from .report import write_detail_csv
+from .sandbox import Isolation, Limits, Sandbox, detect_isolation
+from .tamper import ReleasedCell, ReleasedNotebook, inspect_submission, names_bound
 
-__all__ = ["GradeRow", "grade_course", "write_grades_csv", "CSV_COLUMNS"]
+__all__ = ["GradeRow", "grade_course", "write_grades_csv", "CSV_COLUMNS", "STATUSES", "usable_cores"]
 
 CSV_COLUMNS = ["student_id", "assignment", "score", "max_score", "status"]
+STATUSES = ("graded", "timeout", "kernel-died", "memory-limit", "invalid-notebook", "tampered", "error")
+# The status a submission gets when several things went wrong: the first that applies.
+_PRIORITY = ("invalid-notebook", "tampered", "memory-limit", "kernel-died", "timeout", "error", "graded")
+_STATE_FILE = ".graders-release.json"
+_MAX_OUTPUT_CHARS = 200_000
+# nbgrader's preprocessors log what the grader reports itself (restored cells...).
+_QUIET = logging.getLogger("graders.nbgrader")
+_QUIET.setLevel(logging.ERROR)
+_QUIET.propagate = False
 
 
 @dataclass
@@ -38,10 +70,20 @@ class GradeRow:
     status: str
     detail: str = ""
     cell_scores: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
 
     def csv_row(self) -> list[str]:
         return [self.student_id, self.assignment, f"{self.score:g}", f"{self.max_score:g}", self.status]
 
+
+def usable_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+# ---------------------------------------------------------------- course layout
 
 def _check_course_dir(course_dir: Path, assignment: str | None) -> list[str]:
     if not course_dir.exists():
@@ -66,40 +108,309 @@ def _check_course_dir(course_dir: Path, assignment: str | None) -> list[str]:
     return assignments
 
 
-def _db_url(course_dir: Path) -> str:
+def _config(course_dir: Path) -> Any:
     from traitlets.config.loader import PyFileConfigLoader
 
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(course_dir)).load_config()
-    url = config.get("CourseDirectory", {}).get("db_url")
+    return PyFileConfigLoader("nbgrader_config.py", path=str(course_dir)).load_config()
+
+
+def _db_url(course_dir: Path) -> str:
+    url = _config(course_dir).get("CourseDirectory", {}).get("db_url")
     return str(url) if url else f"sqlite:///{course_dir / 'gradebook.db'}"
 
 
-def _invalid_submission(course_dir: Path, assignment: str, student: str) -> str:
-    """Why a submission cannot be graded, or '' when it can."""
-    source_names = {p.name for p in (course_dir / "source" / assignment).glob("*.ipynb")}
-    submitted = sorted((course_dir / "submitted" / student / assignment).glob("*.ipynb"))
-    if not submitted:
-        return "no notebook submitted"
-    for path in submitted:
-        try:
-            nb = read_notebook(path)
-        except UsageError as exc:
-            return str(exc)
-        if path.name not in source_names:
-            return f"{path.name} is not a notebook of {assignment}"
-        if not grade_cells(nb):
-            return f"{path.name} has no nbgrader cells (metadata stripped?)"
-    return ""
+def _ignored(course_dir: Path) -> list[str]:
+    ignore = _config(course_dir).get("CourseDirectory", {}).get("ignore")
+    return list(ignore) if ignore else [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
 
 
-def _timed_out(course_dir: Path, assignment: str, student: str) -> bool:
-    for path in (course_dir / "autograded" / student / assignment).glob("*.ipynb"):
-        nb = nbformat.read(path, as_version=4)
-        for cell in nb.cells:
-            for output in cell.get("outputs", []):
-                if output.get("ename") == "CellTimeoutError":
-                    return True
-    return False
+def _source_digest(course_dir: Path, assignment: str) -> str:
+    digest = hashlib.sha256((course_dir / "nbgrader_config.py").read_bytes())
+    for path in sorted((course_dir / "source" / assignment).rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and ".ipynb_checkpoints" not in path.parts:
+            digest.update(str(path.relative_to(course_dir)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _generate(course_dir: Path, db_url: str, assignment: str) -> None:
+    """``nbgrader generate_assignment``, skipped when the gradebook already has this source."""
+    state_path = course_dir / _STATE_FILE
+    try:
+        state = json.loads(state_path.read_text())
+    except (OSError, ValueError):
+        state = {}
+    digest = _source_digest(course_dir, assignment)
+    if state.get(assignment) == [digest, db_url] and _in_gradebook(db_url, assignment):
+        return
+    code, output = run_nbgrader(course_dir, ["generate_assignment", assignment, "--force"], timeout=600)
+    if code != 0:
+        raise UsageError(f"nbgrader could not prepare {assignment}: {last_error(output)}")
+    state[assignment] = [digest, db_url]
+    _atomic_write(state_path, json.dumps(state, indent=1))
+
+
+def _in_gradebook(db_url: str, assignment: str) -> bool:
+    from nbgrader.api import Gradebook, MissingEntry
+
+    try:
+        with Gradebook(db_url) as gb:
+            gb.find_assignment(assignment)
+        return True
+    except (MissingEntry, Exception):
+        return False
+
+
+def _released(course_dir: Path, db_url: str, assignment: str) -> dict[str, ReleasedNotebook]:
+    """The release as the gradebook stores it, plus the names reference solutions bind."""
+    from nbgrader.api import Gradebook
+
+    notebooks: dict[str, ReleasedNotebook] = {}
+    with Gradebook(db_url) as gb:
+        for notebook in gb.find_assignment(assignment).notebooks:
+            points = {g.name: float(g.max_score) for g in notebook.grade_cells}
+            solutions = {s.name for s in notebook.solution_cells}
+            cells: dict[str, ReleasedCell] = {}
+            for source in notebook.source_cells:
+                cells[source.name] = ReleasedCell(
+                    grade_id=source.name, cell_type=source.cell_type,
+                    source=source.source if source.locked else None, locked=bool(source.locked),
+                    points=points.get(source.name), solution=source.name in solutions)
+            for name, value in points.items():
+                if name not in cells:
+                    cells[name] = ReleasedCell(name, "code", None, False, value, name in solutions)
+            notebooks[notebook.name] = ReleasedNotebook(notebook.name, cells)
+    for name, released in notebooks.items():
+        path = course_dir / "source" / assignment / f"{name}.ipynb"
+        student_names: set[str] = set()
+        if path.is_file():
+            for cell in nbformat.read(path, as_version=4).cells:
+                meta = cell.get("metadata", {}).get("nbgrader", {})
+                if cell.cell_type == "code" and isinstance(meta, dict) and meta.get("solution"):
+                    student_names.update(names_bound(cell.source))
+        released.student_names = sorted(student_names)
+    return notebooks
+
+
+# ---------------------------------------------------------------- one submission
+
+@dataclass
+class _Context:
+    course_dir: Path
+    db_url: str
+    cell_timeout: int
+    budget: float
+    limits: Limits
+    isolation: Isolation
+    lock: threading.Lock
+    ignore: list[str]
+    released: dict[str, dict[str, ReleasedNotebook]] = field(default_factory=dict)
+
+
+@dataclass
+class _NotebookRun:
+    name: str
+    events: list[dict[str, Any]]
+    cells: dict[int, dict[str, Any]]
+    timed_out: bool
+    oom: bool
+    process_limit: bool
+    returncode: int | None
+    log: str
+
+
+def _resources(ctx: _Context, assignment: str, student: str, notebook: str) -> dict[str, Any]:
+    return {"unique_key": notebook, "output_files_dir": f"{notebook}_files",
+            "nbgrader": {"student": student, "assignment": assignment, "notebook": notebook,
+                         "db_url": ctx.db_url}}
+
+
+def _sanitize(nb: NotebookNode, resources: dict[str, Any]) -> NotebookNode:
+    from nbgrader.preprocessors import (
+        CheckCellMetadata,
+        ClearOutput,
+        DeduplicateIds,
+        OverwriteCells,
+        OverwriteKernelspec,
+    )
+
+    for preprocessor in (ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata):
+        nb, resources = preprocessor(log=_QUIET).preprocess(nb, resources)
+    return nb
+
+
+def _timestamp(folder: Path) -> Any:
+    from nbgrader.utils import parse_utc
+
+    path = folder / "timestamp.txt"
+    if not path.is_file():
+        return None
+    try:
+        return parse_utc(path.read_text().strip())
+    except Exception:
+        return None
+
+
+def _copy_files(src: Path, dest: Path, ignore: list[str]) -> None:
+    if not src.is_dir():
+        return
+    for path in src.rglob("*"):
+        rel = path.relative_to(src)
+        if path.suffix == ".ipynb" or any(rel.match(p) or any(part == p for part in rel.parts)
+                                          for p in ignore) or path.name == "timestamp.txt":
+            continue
+        target = dest / rel
+        if path.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        elif path.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+
+
+def _execute(ctx: _Context, workdir: Path, nb_path: Path, released: ReleasedNotebook,
+             kernel_name: str) -> _NotebookRun:
+    progress = workdir / f".{nb_path.stem}.progress.jsonl"
+    job = {"notebook": str(nb_path), "progress": str(progress), "cell_timeout": ctx.cell_timeout,
+           "kernel_name": kernel_name, "student_names": released.student_names}
+    job_path = workdir / f".{nb_path.stem}.job.json"
+    job_path.write_text(json.dumps(job))
+    env = dict(os.environ, PYTHONWARNINGS="ignore", PYDEVD_DISABLE_FILE_VALIDATION="1",
+               JUPYTER_RUNTIME_DIR=str(workdir / ".runtime"), MPLBACKEND="Agg")
+    env.pop("JPY_PARENT_PID", None)
+    with Sandbox(workdir, ctx.limits, ctx.isolation) as sandbox:
+        result = sandbox.run([sys.executable, "-m", "graders._execute", str(job_path)], env,
+                             timeout=ctx.budget, log_path=workdir / f".{nb_path.stem}.log")
+    events: list[dict[str, Any]] = []
+    cells: dict[int, dict[str, Any]] = {}
+    if progress.is_file():
+        for line in progress.read_text(errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # a line cut short when the sandbox was killed
+            if "event" in record:
+                events.append(record)
+            elif isinstance(record.get("index"), int):
+                cells[record["index"]] = record
+    return _NotebookRun(nb_path.stem, events, cells, result.timed_out, result.oom_killed,
+                        result.process_limit_hit, result.returncode, result.log)
+
+
+def _not_run(reason: str) -> NotebookNode:
+    return nbformat.v4.new_output("error", ename="NotRun", evalue=reason,
+                                  traceback=[f"NotRun: {reason}"])
+
+
+def _cap(outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Keep outputs readable: a print loop must not make a 100 MB notebook."""
+    total = 0
+    kept: list[dict[str, Any]] = []
+    truncated = False
+    for output in outputs:
+        size = len(json.dumps(output))
+        if total + size > _MAX_OUTPUT_CHARS and output.get("output_type") != "error":
+            if not truncated:
+                kept.append({"output_type": "stream", "name": "stdout", "text":
+                             f"[output truncated by the grader after {_MAX_OUTPUT_CHARS} characters]\n"})
+                truncated = True
+            continue
+        total += size
+        kept.append(output)
+    return kept
+
+
+def _apply_run(nb: NotebookNode, run: _NotebookRun, budget: float) -> tuple[list[str], list[str]]:
+    """Put the outputs into ``nb``; mark cells that did not run. Return (status hints, notes)."""
+    hints: list[str] = []
+    notes: list[str] = []
+    ending = {e["event"]: e for e in run.events}
+    stopped_at: int | None = None
+    if "finished" in ending:
+        reason = ""
+    elif run.oom:
+        reason, stopped_at = "the notebook ran out of memory and its kernel was killed", None
+        hints.append("memory-limit")
+    elif run.timed_out:
+        reason = f"the notebook ran past its {budget:g} s budget"
+        hints.append("timeout")
+    elif "unresponsive" in ending:
+        reason = "the kernel stopped answering after a cell timed out"
+        hints.append("timeout")
+    elif "kernel-died" in ending:
+        stopped_at = ending["kernel-died"].get("index")
+        where = f" in cell {stopped_at}" if isinstance(stopped_at, int) else ""
+        reason = f"the kernel died{where}"
+        hints.append("kernel-died")
+    elif "error" in ending:
+        reason = f"the grader could not run the notebook: {ending['error'].get('detail', '')}"
+        hints.append("error")
+    else:
+        reason = f"the notebook's process ended early (exit status {run.returncode})"
+        hints.append("kernel-died")
+    if run.process_limit:
+        notes.append("hit the sandbox's process limit")
+    if "guard" in ending:
+        notes.append(f"the test guard could not be installed: {ending['guard'].get('detail', '')}")
+    tampering: list[str] = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        record = run.cells.get(index)
+        if record is None or (index == stopped_at and not record.get("outputs")):
+            cell.outputs = [_not_run(reason or "the cell did not run")]
+            cell.execution_count = None
+            continue
+        outputs = _cap(record.get("outputs", []))
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("grade") and not meta.get("solution"):
+            # Warnings and worker chatter on stderr are not failures: only errors are.
+            for output in outputs:
+                if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                    output["name"] = "stdout"
+        if index == stopped_at:
+            outputs.append(_not_run(reason))
+        cell.outputs = [nbformat.from_dict(o) for o in outputs]
+        cell.execution_count = record.get("execution_count")
+        tampering.extend(record.get("tampering", []))
+        if record.get("guard_unanswered"):
+            notes.append(f"the test guard did not answer before cell {index} (a busy machine?)")
+        for output in outputs:
+            if output.get("ename") == "MemoryError":
+                hints.append("memory-limit")
+            if output.get("ename") == "CellTimeoutError":
+                hints.append("timeout")
+    if tampering:
+        hints.append("tampered")
+        unique = list(dict.fromkeys(tampering))
+        notes.append("while running: " + "; ".join(unique[:5]) + (" ..." if len(unique) > 5 else ""))
+    if reason:
+        notes.append(reason)
+    return hints, notes
+
+
+def _save_grades(ctx: _Context, nb: NotebookNode, resources: dict[str, Any],
+                 released: ReleasedNotebook) -> NotebookNode:
+    from nbgrader.api import Gradebook
+    from nbgrader.preprocessors import (
+        AssignLatePenalties,
+        CheckCellMetadata,
+        LimitOutput,
+        SaveAutoGrades,
+    )
+
+    for preprocessor in (LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata):
+        nb, resources = preprocessor(log=_QUIET).preprocess(nb, resources)
+    present = {cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") for cell in nb.cells}
+    missing = [gid for gid, c in released.cells.items() if c.points is not None and gid not in present]
+    if missing:
+        info = resources["nbgrader"]
+        with Gradebook(ctx.db_url) as gb:
+            for grade_id in missing:
+                grade = gb.find_grade(grade_id, info["notebook"], info["assignment"], info["student"])
+                grade.auto_score = 0
+                grade.needs_manual_grade = False
+            gb.db.commit()
+    return nb
 
 
 def _scores(db_url: str, assignment: str, student: str) -> tuple[float, float, dict[str, float]]:
@@ -118,65 +429,206 @@ def _scores(db_url: str, assignment: str, student: str) -> tuple[float, float, d
         return float(submission.score), max_score, cells
 
 
+def _zero_submission(ctx: _Context, assignment: str, student: str, notebooks: list[str]) -> None:
+    """Record a submission that could not be graded: every grade zero, in the gradebook."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(ctx.db_url) as gb:
+        gb.update_or_create_student(student)
+        gb.update_or_create_submission(assignment, student)
+        for name in notebooks:
+            submission = gb.find_submission_notebook(name, assignment, student)
+            for grade in submission.grades:
+                grade.auto_score = 0
+                grade.needs_manual_grade = False
+        gb.db.commit()
+
+
+def _install_autograded(ctx: _Context, assignment: str, student: str, built: Path) -> None:
+    """Swap ``autograded/<student>/<assignment>`` for ``built`` in one rename."""
+    dest = ctx.course_dir / "autograded" / student / assignment
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    old = dest.parent / f".{assignment}.old-{os.getpid()}-{threading.get_ident()}"
+    if dest.exists():
+        os.replace(dest, old)
+    os.replace(built, dest)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _grade_one(ctx: _Context, assignment: str, student: str) -> GradeRow:
+    import time
+
+    started = time.monotonic()
+    released = ctx.released[assignment]
+    folder = ctx.course_dir / "submitted" / student / assignment
+    submitted = sorted(folder.glob("*.ipynb"))
+
+    def finish(status: str, detail: str) -> GradeRow:
+        with ctx.lock:
+            score, max_score, cells = _scores(ctx.db_url, assignment, student)
+        if status == "invalid-notebook":
+            score = 0.0
+        return GradeRow(student, assignment, score, max_score, status, detail, cells,
+                        time.monotonic() - started)
+
+    # 1. Is it a submission of this assignment at all?
+    notebooks: dict[str, NotebookNode] = {}
+    problem = "" if submitted else "no notebook submitted"
+    findings: list[str] = []
+    for path in submitted:
+        if problem:
+            break
+        try:
+            nb = read_notebook(path)
+        except UsageError as exc:
+            problem = str(exc)
+            break
+        if path.stem not in released:
+            problem = f"{path.name} is not a notebook of {assignment}"
+            break
+        problem, found = inspect_submission(nb, released[path.stem])
+        findings.extend(f"{path.name}: {f}" for f in found)
+        notebooks[path.stem] = nb
+    if problem:
+        with ctx.lock:
+            _zero_submission(ctx, assignment, student, list(released))
+        return finish("invalid-notebook", problem)
+
+    # 2. Restore locked cells from the gradebook and register the submission.
+    work_root = Path(tempfile.mkdtemp(prefix=f"graders-{student}-"))
+    try:
+        with ctx.lock:
+            from nbgrader.api import Gradebook
+
+            with Gradebook(ctx.db_url) as gb:
+                gb.update_or_create_student(student)
+                timestamp = _timestamp(folder)
+                if timestamp is not None:
+                    gb.update_or_create_submission(assignment, student, timestamp=timestamp)
+                else:
+                    gb.update_or_create_submission(assignment, student)
+            for name, nb in notebooks.items():
+                notebooks[name] = _sanitize(nb, _resources(ctx, assignment, student, name))
+        workdir = work_root / assignment
+        workdir.mkdir()
+        _copy_files(folder, workdir, ctx.ignore)
+        _copy_files(ctx.course_dir / "source" / assignment, workdir, ctx.ignore)
+
+        # 3. Run each notebook in its own sandbox.
+        hints: list[str] = ["tampered"] if findings else []
+        notes: list[str] = list(findings)
+        for name, nb in notebooks.items():
+            nb_path = workdir / f"{name}.ipynb"
+            nbformat.write(nb, nb_path)
+            kernel = nb.metadata.get("kernelspec", {}).get("name", "python3")
+            run = _execute(ctx, workdir, nb_path, released[name], kernel)
+            nb_hints, nb_notes = _apply_run(nb, run, ctx.budget)
+            hints.extend(nb_hints)
+            notes.extend(f"{name}: {n}" for n in nb_notes)
+
+        # 4. Save grades (nbgrader's own preprocessors) and publish autograded/.
+        built = work_root / "autograded"
+        built.mkdir()
+        _copy_files(workdir, built, ctx.ignore + [".runtime", "tmp", ".*"])
+        with ctx.lock:
+            for name, nb in notebooks.items():
+                nb = _save_grades(ctx, nb, _resources(ctx, assignment, student, name), released[name])
+                nbformat.write(nb, built / f"{name}.ipynb")
+            missing = [n for n in released if n not in notebooks]
+            if missing:
+                _zero_submission(ctx, assignment, student, missing)
+                notes.append("not submitted: " + ", ".join(f"{n}.ipynb" for n in missing))
+            _install_autograded(ctx, assignment, student, built)
+    except UsageError:
+        raise
+    except Exception as exc:  # one student's failure never touches another's grade
+        return finish("error", f"{type(exc).__name__}: {exc}")
+    finally:
+        shutil.rmtree(work_root, ignore_errors=True)
+    status = next(s for s in _PRIORITY if s in hints or s == "graded")
+    return finish(status, "; ".join(dict.fromkeys(notes)))
+
+
+# ---------------------------------------------------------------- the course
+
+def _shm_entries() -> set[str]:
+    shm = Path("/dev/shm")
+    try:
+        return {p.name for p in shm.iterdir()} if shm.is_dir() else set()
+    except OSError:
+        return set()
+
+
+def _mapped_shm() -> set[str]:
+    names: set[str] = set()
+    for maps in Path("/proc").glob("[0-9]*/maps"):
+        try:
+            for line in maps.read_text().splitlines():
+                if "/dev/shm/" in line:
+                    names.add(line.rsplit("/dev/shm/", 1)[1].split(" ")[0])
+        except OSError:
+            continue
+    return names
+
+
 def grade_course(
     course_dir: Path,
     *,
     assignment: str | None = None,
+    workers: int | None = None,
     cell_timeout: int = 60,
-    memory_mb: int | None = None,
+    memory_mb: int | None = 2048,
+    max_processes: int = 512,
     notebook_budget: float = 1800.0,
     progress: Callable[[GradeRow], None] | None = None,
+    on_start: Callable[[int, Isolation], None] | None = None,
+    isolation: Isolation | None = None,
 ) -> list[GradeRow]:
-    """Autograde every submission; return one row per (student, assignment)."""
+    """Autograde every submission; return one row per (student, assignment), sorted."""
     course_dir = course_dir.resolve()
     assignments = _check_course_dir(course_dir, assignment)
     db_url = _db_url(course_dir)
-    rows: list[GradeRow] = []
+    ctx = _Context(course_dir, db_url, cell_timeout, notebook_budget,
+                   Limits(memory_mb=memory_mb, max_processes=max_processes),
+                   isolation if isolation is not None else detect_isolation(),
+                   threading.Lock(), _ignored(course_dir))
+    jobs: list[tuple[str, str]] = []
     for name in assignments:
-        code, output = run_nbgrader(course_dir, ["generate_assignment", name, "--force"], timeout=600)
-        if code != 0:
-            raise UsageError(f"nbgrader could not prepare {name}: {last_error(output)}")
-        students = sorted(
-            p.parent.name for p in (course_dir / "submitted").glob(f"*/{name}") if p.is_dir()
-        )
-        for student in students:
-            row = _grade_one(course_dir, db_url, name, student, cell_timeout, memory_mb, notebook_budget)
+        _generate(course_dir, db_url, name)
+        ctx.released[name] = _released(course_dir, db_url, name)
+        students = sorted(p.parent.name for p in (course_dir / "submitted").glob(f"*/{name}") if p.is_dir())
+        jobs.extend((name, student) for student in students)
+    if on_start is not None:
+        on_start(len(jobs), ctx.isolation)
+    shm_before = _shm_entries()
+    rows: list[GradeRow] = []
+    warnings.filterwarnings("ignore", message=".*not in session.*")
+    with ThreadPoolExecutor(max_workers=workers or usable_cores(), thread_name_prefix="grade") as pool:
+        futures = [pool.submit(_grade_one, ctx, a, s) for a, s in jobs]
+        for future in futures:
+            row = future.result()
             rows.append(row)
             if progress is not None:
                 progress(row)
+    if not ctx.isolation.namespaces:
+        # Without private /dev/shm mounts, remove segments the submissions left (unmapped, new).
+        for name in _shm_entries() - shm_before - _mapped_shm():
+            (Path("/dev/shm") / name).unlink(missing_ok=True)
+    rows.sort(key=lambda r: (r.assignment, r.student_id))
     write_grades_csv(course_dir / "grades.csv", rows, replace_assignments=set(assignments))
+    write_detail_csv(course_dir / "grades-detail.csv", rows, replace_assignments=set(assignments))
     return rows
 
 
-def _grade_one(
-    course_dir: Path, db_url: str, assignment: str, student: str,
-    cell_timeout: int, memory_mb: int | None, budget: float,
-) -> GradeRow:
-    problem = _invalid_submission(course_dir, assignment, student)
-    if problem:
-        _, max_score, _ = _scores(db_url, assignment, student)
-        return GradeRow(student, assignment, 0.0, max_score, "invalid-notebook", problem)
-    code, output = run_nbgrader(
-        course_dir,
-        ["autograde", assignment, f"--student={student}", "--force", "--create",
-         f"--ExecutePreprocessor.timeout={cell_timeout}"],
-        timeout=budget, memory_mb=memory_mb,
-    )
-    score, max_score, cells = _scores(db_url, assignment, student)
-    if code == TIMED_OUT:
-        return GradeRow(student, assignment, 0.0, max_score, "timeout",
-                        f"the notebook ran past its {budget:g} s budget", cells)
-    if code != 0:
-        lowered = output.lower()
-        if "memoryerror" in lowered or "cannot allocate memory" in lowered:
-            status = "memory-limit"
-        elif "dead" in lowered and "kernel" in lowered or "kernel died" in lowered:
-            status = "kernel-died"
-        else:
-            status = "error"
-        return GradeRow(student, assignment, score, max_score, status, last_error(output), cells)
-    status = "timeout" if _timed_out(course_dir, assignment, student) else "graded"
-    return GradeRow(student, assignment, score, max_score, status, "", cells)
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def write_grades_csv(path: Path, rows: list[GradeRow], replace_assignments: set[str]) -> None:

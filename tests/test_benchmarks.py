@@ -23,7 +23,8 @@ def test_issue_figures_are_registered() -> None:
             "opencl_pocl_vs_numpy", "cupy_saxpy_bandwidth_fraction",
             "numba_cuda_tiled_vs_naive_matmul", "gpu_vs_numpy_speedup", "pool_speedup",
             "pool_tiny_task_ratio", "shm_vs_pickle_speedup", "celery_roundtrip_ms",
-            "ipp_task_overhead_ms", "dask_task_overhead_ms", "wordcount_speedup"} <= set(FIGURES)
+            "ipp_task_overhead_ms", "dask_task_overhead_ms", "wordcount_speedup",
+            "grade_throughput_ratio", "grade_overhead_ratio"} <= set(FIGURES)
 
 
 def test_prints_name_value_unit_and_writes_json(tmp_path: Path) -> None:

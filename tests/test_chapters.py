@@ -170,7 +170,7 @@ def test_nbgrader_round_trip(chapter: str, tmp_path: Path) -> None:
             folder.mkdir(parents=True, exist_ok=True)
             nbformat.write(_submission(student_nb, replacements), folder / source.name)
 
-    rows = {r.student_id: r for r in grade_course(course, assignment=chapter, cell_timeout=60)}
+    rows = {r.student_id: r for r in grade_course(course, assignment=chapter, cell_timeout=120)}
     ref, untouched, wrong_row = rows["reference"], rows["untouched"], rows["wrong"]
     assert ref.status == "graded" and ref.score == ref.max_score > 0, ref
     assert untouched.status == "graded" and untouched.score == 0, untouched

@@ -59,9 +59,11 @@ def _leaves_nothing(grace: float = 5.0) -> Iterator[None]:
 # --------------------------------------------------------------------------- pure parts
 
 
-def test_config_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config_reads_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in dist.ENV_VARS:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv(dist.CONFIG_FILE_VAR, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))           # no settings file
     assert set(dist.config().values()) == {None}
     monkeypatch.setenv("COURSE_DASK_SCHEDULER", "tcp://10.0.0.5:8786")
     monkeypatch.setenv("COURSE_CELERY_BROKER", "")
@@ -266,6 +268,73 @@ def test_celery_workers_on_files_and_sqlite(monkeypatch: pytest.MonkeyPatch) -> 
             pids = [p.pid for p in celery.processes]
         assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() !=
                        psutil.STATUS_ZOMBIE for pid in pids)
+
+
+def test_celery_late_ack_survives_a_killed_pool_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pool process killed mid-task: the default task fails with WorkerLostError, the
+    acks_late one runs again in another process; retries with a countdown succeed."""
+    with _leaves_nothing():
+        with dist.celery_worker(1, concurrency=2, local=True) as celery:
+            outcomes = {}
+            for task in ("slow_square", "slow_square_late"):
+                result = celery.send(task, 3, delay=1.0)
+                dist.wait_for(lambda r=result: r.state == "STARTED", 20, f"{task} starting")
+                pid = result.info["pid"]
+                dist.kill_process(pid)
+                try:
+                    outcomes[task] = (pid, result.get(timeout=30, interval=0.01))
+                except Exception as error:  # the lost task's error, rebuilt by Celery
+                    outcomes[task] = (pid, error)
+            early = outcomes["slow_square"][1]
+            assert isinstance(early, Exception) and dist.is_worker_lost(early), early
+            pid, late = outcomes["slow_square_late"]
+            assert late[0] == 9 and not late[1].endswith(f":{pid}"), late
+            retried = celery.send("flaky_square", 4, failures=2, countdown=0.05)
+            assert retried.get(timeout=30, interval=0.01)[:2] == [16, 2]
+            with pytest.raises(ConnectionError, match="transient failure on attempt 2"):
+                celery.send("flaky_square", 4, failures=3, countdown=0.05,
+                            max_retries=1).get(timeout=30, interval=0.01)
+
+
+def test_filesystem_broker_messages_are_never_half_written(tmp_path: Path) -> None:
+    """The course's filesystem transport writes each message to a hidden file and renames it."""
+    from course_lib import celery_tasks
+
+    folder = tmp_path / "queue"
+    folder.mkdir()
+    app = celery_tasks.make_app("filesystem://", "cache+memory://", str(folder))
+    try:
+        with app.connection_for_write() as conn:
+            assert type(conn.transport).__name__ == "FilesystemTransport"
+        app.send_task("course_lib.celery_tasks.square", args=(2,))
+        names = [p.name for p in folder.iterdir() if p.suffix == ".msg"]
+        assert len(names) == 1 and not any(p.name.endswith(".part") for p in folder.iterdir())
+        import json
+
+        body = json.loads((folder / names[0]).read_text())
+        assert body["headers"]["task"] == "course_lib.celery_tasks.square"
+    finally:
+        app.close()
+
+
+def test_task_spans_take_a_name_per_record() -> None:
+    spans = dist.task_spans([(None, "h:1", 0.0, 1.0, "attempt 1"), (4, "h:2", 1.0, 2.0)], "t")
+    assert [s.name for s in spans] == ["attempt 1", "t"]
+
+
+def test_fragile_square_kills_only_its_victims() -> None:
+    assert dist_tasks.fragile_square(3, victims=(os.getpid() + 1_000_000,), delay=0)[0] == 9
+    from course_lib import mp_context
+
+    ctx = mp_context()
+    proc = ctx.Process(target=_fragile_in_child)
+    proc.start()
+    proc.join(20)
+    assert proc.exitcode is not None and proc.exitcode < 0     # killed by a signal
+
+
+def _fragile_in_child() -> None:
+    dist_tasks.fragile_square(2, victims=(os.getpid(),), delay=0)
 
 
 @pytest.mark.skipif(not dist.redis_available(), reason="redis-server is not installed")

@@ -230,3 +230,28 @@ def test_grade_cli_unknown_assignment(toy_course: Path) -> None:
     assert "no assignment 'nope'" in proc.stderr
     assert not (toy_course / "grades.csv").exists()
     assert json.dumps(sorted(p.name for p in toy_course.iterdir())) == '["nbgrader_config.py", "source", "submitted"]'
+
+
+def test_grade_cli_shows_progress_and_a_summary_and_feedback_works(
+        toy_course: Path, submit: Callable[[str, str | None], Path]) -> None:
+    submit("alice", RIGHT)
+    submit("bob", WRONG)
+    proc = run_cli("grade", str(toy_course), "--workers", "2", "--cell-timeout", "20")
+    assert proc.returncode == 0, proc.stderr
+    assert "Grading 2 submission(s); isolation:" in proc.stderr
+    assert "toy/alice: 2/2 graded" in proc.stderr and "toy/bob: 0/2 graded" in proc.stderr
+    summary = proc.stdout.splitlines()
+    assert summary[0].split() == ["assignment", "submissions", "mean", "score", "graded"]
+    assert summary[2].split() == ["toy", "2", "1.0/2", "2"]
+    with (toy_course / "grades-detail.csv").open() as handle:
+        detail = list(csv.reader(handle))
+    assert detail[0] == ["student_id", "assignment", "score", "max_score", "status", "seconds", "detail"]
+    assert [r[:5] for r in detail[1:]] == [["alice", "toy", "2", "2", "graded"], ["bob", "toy", "0", "2", "graded"]]
+
+    # nbgrader's own feedback step works on what the grader wrote.
+    from graders._run import run_nbgrader
+
+    code, output = run_nbgrader(toy_course, ["generate_feedback", "toy", "--force"], timeout=300)
+    assert code == 0, output[-2000:]
+    html = (toy_course / "feedback" / "bob" / "toy" / "toy.html").read_text()
+    assert "add(2, 3)" in html and "Score: 0.0 / 2.0" in html.replace("Score:</b>", "Score:")

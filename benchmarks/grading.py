@@ -1,0 +1,119 @@
+"""The classroom grader against plain nbgrader and against a bare run.
+
+Both figures grade a real chapter notebook (chapter 1's first notebook) with
+its reference answers, in temporary course folders; the release step
+(``nbgrader generate_assignment``) happens before the clock starts, as it
+does once per assignment for a class.
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+from graders.notebooks import COURSE_DIR, SOURCE_DIR, strip_solution_markers
+
+from . import Result, Skip, figure
+
+ASSIGNMENT = "ch01_threads"
+NOTEBOOK = "01_threads.ipynb"
+SUBMISSIONS = 20
+
+
+def _course(root: Path, students: int) -> Path:
+    """A course folder with one assignment (one notebook) and ``students`` reference submissions."""
+    source = SOURCE_DIR / ASSIGNMENT / NOTEBOOK
+    if not source.is_file():
+        raise Skip(f"{source} is missing")
+    course = root / "course"
+    (course / "source" / ASSIGNMENT).mkdir(parents=True)
+    shutil.copy(COURSE_DIR / "nbgrader_config.py", course)
+    shutil.copy(source, course / "source" / ASSIGNMENT / NOTEBOOK)
+    from graders.grade import _db_url, _generate
+
+    _generate(course, _db_url(course), ASSIGNMENT)
+    released = nbformat.read(course / "release" / ASSIGNMENT / NOTEBOOK, as_version=4)
+    reference = nbformat.read(source, as_version=4)
+    answers = {c.metadata["nbgrader"]["grade_id"]: strip_solution_markers(c.source)
+               for c in reference.cells if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
+    for cell in released.cells:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if grade_id in answers:
+            cell.source = answers[grade_id]
+    for i in range(students):
+        folder = course / "submitted" / f"student{i:03d}" / ASSIGNMENT
+        folder.mkdir(parents=True)
+        nbformat.write(released, folder / NOTEBOOK)
+    return course
+
+
+def _nbgrader_autograde(course: Path) -> float:
+    from graders._run import run_nbgrader
+
+    start = time.perf_counter()
+    code, output = run_nbgrader(course, ["autograde", ASSIGNMENT, "--force"], timeout=3600)
+    elapsed = time.perf_counter() - start
+    if code != 0:
+        raise Skip(f"nbgrader autograde failed: {output.strip().splitlines()[-1:]}")
+    return elapsed
+
+
+def _course_grade(course: Path, workers: int | None = None) -> float:
+    from graders.grade import grade_course
+
+    start = time.perf_counter()
+    rows = grade_course(course, assignment=ASSIGNMENT, workers=workers)
+    elapsed = time.perf_counter() - start
+    bad = [r for r in rows if r.status != "graded" or r.score != r.max_score]
+    if bad:
+        raise Skip(f"the grader did not give full marks to a reference answer: {bad[0]}")
+    return elapsed
+
+
+@figure("grade_throughput_ratio", ">= 0.85 x usable cores",
+        f"{SUBMISSIONS} submissions: nbgrader autograde one after another / python -m graders grade")
+def grade_throughput_ratio() -> Result:
+    from graders.grade import usable_cores
+
+    with tempfile.TemporaryDirectory(prefix="bench-grade-") as tmp:
+        plain = _course(Path(tmp) / "plain", SUBMISSIONS)
+        ours = _course(Path(tmp) / "ours", SUBMISSIONS)
+        serial = _nbgrader_autograde(plain)
+        parallel = _course_grade(ours)
+    cores = usable_cores()
+    ratio = serial / parallel
+    return Result(ratio, "x", f"nbgrader {serial:.1f} s, graders {parallel:.1f} s on {cores} usable "
+                              f"core(s); goal {0.85 * cores:.2f}")
+
+
+def _bare(path: Path) -> float:
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    start = time.perf_counter()
+    NotebookClient(nb, timeout=120, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute(stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+@figure("grade_overhead_ratio", "<= 1.3",
+        "one submission: python -m graders grade (sandbox, guard, gradebook) / executing it bare")
+def grade_overhead_ratio() -> Result:
+    with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
+        course = _course(Path(tmp), 1)
+        submission = next((course / "submitted").glob(f"*/{ASSIGNMENT}/{NOTEBOOK}"))
+        _bare(submission)  # warm the caches (imports, matplotlib fonts) for both sides
+        graded, bare = [], []
+        for _ in range(3):
+            bare.append(_bare(submission))
+            graded.append(_course_grade(course, workers=1))
+    ratio = statistics.median(graded) / statistics.median(bare)
+    return Result(ratio, "x", f"median graded {statistics.median(graded):.2f} s, bare "
+                              f"{statistics.median(bare):.2f} s (3 runs each; {sys.platform})")
