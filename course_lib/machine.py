@@ -851,6 +851,21 @@ def _broker_rows(facts: dict[str, Any]) -> list[MachineRow]:
         rows.append(MachineRow("redis-server", label))
 
     try:
+        from course_lib.distributed import DistributedError, config, config_file
+
+        try:
+            settings = {k: v for k, v in config().items() if v}
+            source = config_file()
+            broker["cluster_settings"] = settings
+            label = ("none: every engine starts on this machine" if not settings
+                     else ", ".join(f"{k}={v}" for k, v in sorted(settings.items())))
+            rows.append(MachineRow("cluster settings", label + (f" (file {source})" if source else "")))
+        except DistributedError as exc:
+            rows.append(MachineRow("cluster settings", "unreadable", str(exc)))
+    except ImportError:
+        pass
+
+    try:
         celery: Any = importlib.import_module("celery")
         broker["celery"] = str(getattr(celery, "__version__", "?"))
         rows.append(MachineRow("celery", broker["celery"]))

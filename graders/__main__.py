@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from . import _fast_start  # noqa: F401  (first: see its docstring)
 from .notebooks import STUDENT_DIR, UsageError
 
 

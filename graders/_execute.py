@@ -7,8 +7,11 @@ kernel's reply status), so the grader keeps the grades of the cells that ran
 even when the kernel, this process or the whole sandbox dies. Test cells are
 preceded by the guard's ``restore`` (see ``graders._guard``).
 """
+# ruff: noqa: I001  (graders._fast_start must come before nbformat)
 
 from __future__ import annotations
+
+from . import _fast_start  # noqa: F401  (first: see its docstring)
 
 import ast
 import asyncio

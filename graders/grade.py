@@ -398,7 +398,11 @@ def _save_grades(ctx: _Context, nb: NotebookNode, resources: dict[str, Any],
         SaveAutoGrades,
     )
 
-    for preprocessor in (LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata):
+    # Late penalties need a submission time (timestamp.txt); without one there is none to apply.
+    steps = [LimitOutput, SaveAutoGrades, CheckCellMetadata]
+    if resources["nbgrader"].get("timestamped"):
+        steps.insert(2, AssignLatePenalties)
+    for preprocessor in steps:
         nb, resources = preprocessor(log=_QUIET).preprocess(nb, resources)
     present = {cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") for cell in nb.cells}
     missing = [gid for gid, c in released.cells.items() if c.points is not None and gid not in present]
@@ -532,7 +536,9 @@ def _grade_one(ctx: _Context, assignment: str, student: str) -> GradeRow:
         _copy_files(workdir, built, ctx.ignore + [".runtime", "tmp", ".*"])
         with ctx.lock:
             for name, nb in notebooks.items():
-                nb = _save_grades(ctx, nb, _resources(ctx, assignment, student, name), released[name])
+                resources = _resources(ctx, assignment, student, name)
+                resources["nbgrader"]["timestamped"] = timestamp is not None
+                nb = _save_grades(ctx, nb, resources, released[name])
                 nbformat.write(nb, built / f"{name}.ipynb")
             missing = [n for n in released if n not in notebooks]
             if missing:
