@@ -87,6 +87,9 @@ def install(secret: str, student_names: list[str]) -> str:
                and (name == "graders" or name.startswith("graders.") or name in _WATCHED_MODULES)}
     module_attrs = {name: dict(vars(mod)) for name, mod in modules.items()}
     builtin_attrs = {name: getattr(builtins, name) for name in _WATCHED_BUILTINS}
+    # Exception classes too: `builtins.AssertionError = ...` must not change what a test raises.
+    builtin_attrs.update({name: value for name, value in vars(builtins).items()
+                          if isinstance(value, type) and issubclass(value, BaseException)})
     sys_attrs = {name: getattr(sys, name) for name in _SYS_NAMES}
     shell_class_attrs = {(cls, name): cls.__dict__[name] for cls in type(shell).__mro__
                          for name in _SHELL_METHODS if name in cls.__dict__}

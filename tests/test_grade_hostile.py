@@ -83,6 +83,8 @@ SOLUTIONS = {
                          + WRONG_MUL),
     "overwritten_expected": "EXPECTED_PRODUCT = 0\n" + WRONG_MUL,
     "fake_output": "print('All tests passed! 4/4 points')\n" + WRONG_MUL,
+    "redefined_assert": ("import builtins\nclass Quiet(Exception):\n    pass\n"
+                         "builtins.AssertionError = Quiet\n" + WRONG_MUL),
     "plain_wrong": WRONG_MUL,
     # {port} is a server the test runs on the host's 127.0.0.1: the sandbox must not reach it.
     "network": ("import socket\ntry:\n    socket.create_connection(('127.0.0.1', {port}), timeout=2).close()\n"
@@ -108,6 +110,7 @@ EXPECTED = {
     "swallowed_errors": (2, "tampered"),
     "overwritten_expected": (2, "graded"),
     "fake_output": (2, "graded"),
+    "redefined_assert": (2, "tampered"),
     "plain_wrong": (2, "graded"),
     "edited_test": (2, "tampered"),
     "deleted_test": (2, "tampered"),
@@ -238,6 +241,7 @@ def test_every_hostile_submission_gets_its_status_and_nothing_is_left(
     assert "metadata was stripped" in rows["stripped_metadata"].detail
     assert "graders.checks.expect_equal replaced" in rows["patched_helpers"].detail
     assert "custom exception handler" in rows["swallowed_errors"].detail
+    assert "builtins.AssertionError replaced" in rows["redefined_assert"].detail
     assert "invalid JSON" in rows["invalid_json"].detail
     assert "another assignment" in rows["other_assignment"].detail
     if detect_isolation().cgroup or detect_isolation().namespaces:
