@@ -29,6 +29,8 @@ from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 from nbformat import NotebookNode
 
+from .tamper import names_bound
+
 CELL_TIMEOUT_ERROR = {
     "ename": "CellTimeoutError",
     "evalue": "",
@@ -95,14 +97,15 @@ class Runner:
             return None
         return reply.get("content") if reply else None
 
-    async def _guard(self, what: str) -> dict[str, Any] | None:
+    async def _guard(self, what: str, *args: Any) -> dict[str, Any] | None:
         """Call the kernel-side guard; None when its answer is forged or broken.
 
         A kernel too busy to answer in time (a loaded machine) is not tampering:
         the answer is then ``{"unanswered": True}``.
         """
         nonce = secrets.token_hex(8)
-        expression = f"__import__('graders._guard', fromlist=['call']).call({what!r}, {nonce!r})"
+        extra = "".join(f", {arg!r}" for arg in args)
+        expression = f"__import__('graders._guard', fromlist=['call']).call({what!r}, {nonce!r}{extra})"
         content = await self._silent("", {"g": expression})
         if content is None:
             return {"unanswered": True}
@@ -146,8 +149,6 @@ class Runner:
                     else:
                         record["tampering"] = restored.get("tampering", [])
                         record["rebound"] = restored.get("rebound", [])
-                elif self.guard_ok and is_instructor_code(cell):
-                    await self._guard("snapshot")
                 execution_count += 1
                 self.last_reply = {}
                 started = time.monotonic()
@@ -181,7 +182,10 @@ class Runner:
                 record.update(outputs=outputs, execution_count=execution_count, status=status)
                 self.emit(record)
                 if self.guard_ok and is_instructor_code(cell):
-                    await self._guard("record")
+                    # Only after the cell: a silent request just before a cell can
+                    # confuse widgets that look up the "current" request (seen with
+                    # ipywidgets' Output under ipykernel 7: the cell never finished).
+                    await self._guard("record", names_bound(cell.source))
                 if any(o.get("ename") == "CellTimeoutError" for o in outputs):
                     # The interrupt may not have landed (a cell that ignores SIGINT): stop
                     # rather than let every later cell time out too.

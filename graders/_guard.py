@@ -4,7 +4,7 @@ The grader installs the guard in the student's kernel before the first cell
 and calls it around cells (silently: nothing reaches the notebook):
 
 - after each read-only (instructor) code cell, ``record`` notes the data that
-  cell bound in the namespace (expected values, inputs);
+  cell bound (the names its code assigns: expected values, inputs);
 - before each test cell, ``restore`` puts back what a student's cell may have
   replaced: the attributes of ``graders.*`` modules (the check helpers), core
   builtins and ``math``/``operator``/``numpy`` functions, ``sys.stdout`` and
@@ -105,22 +105,15 @@ def install(secret: str, student_names: list[str]) -> str:
     transformers = [(lst, list(lst)) for lst in transformer_lists]
     protected_names = set(student_names)
     instructor_data: dict[str, Any] = {}
-    before: dict[str, Any] = {}
 
     def sign(nonce: str, payload: dict[str, Any]) -> str:
         payload["mac"] = hmac.new(key, nonce.encode(), hashlib.sha256).hexdigest()
         return json.dumps(payload)
 
-    def snapshot(nonce: str) -> str:
-        before.clear()
-        before.update(ns)
-        return sign(nonce, {})
-
-    def record(nonce: str) -> str:
-        for name, value in ns.items():
-            if name.startswith("_") or name in protected_names:
-                continue
-            if before.get(name, _MISSING) is not value and _is_data(value):
+    def record(nonce: str, names: list[str]) -> str:
+        for name in names:
+            value = ns.get(name, _MISSING)
+            if not name.startswith("_") and name not in protected_names and _is_data(value):
                 instructor_data[name] = value
         return sign(nonce, {})
 
@@ -179,7 +172,7 @@ def install(secret: str, student_names: list[str]) -> str:
                 rebound.append(name)
         return sign(nonce, {"tampering": found, "rebound": rebound})
 
-    calls = {"snapshot": snapshot, "record": record, "restore": restore}
+    calls: dict[str, Any] = {"record": record, "restore": restore}
     _this._calls = calls  # type: ignore[attr-defined]
     return "installed"
 
@@ -192,9 +185,9 @@ _MISSING = _Missing()
 _this = sys.modules[__name__]
 
 
-def call(what: str, nonce: str) -> str:
+def call(what: str, nonce: str, *args: Any) -> str:
     """Entry point the grader evaluates (as a user expression) around cells."""
     calls = getattr(_this, "_calls", None)
     if not calls:
         return json.dumps({"error": "guard not installed"})
-    return str(calls[what](nonce))
+    return str(calls[what](nonce, *args))

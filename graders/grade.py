@@ -274,8 +274,10 @@ def _execute(ctx: _Context, workdir: Path, nb_path: Path, released: ReleasedNote
            "kernel_name": kernel_name, "student_names": released.student_names}
     job_path = workdir / f".{nb_path.stem}.job.json"
     job_path.write_text(json.dumps(job))
+    # NBGRADER_EXECUTION as nbgrader sets it: notebooks may skip interactive widgets.
     env = dict(os.environ, PYTHONWARNINGS="ignore", PYDEVD_DISABLE_FILE_VALIDATION="1",
-               JUPYTER_RUNTIME_DIR=str(workdir / ".runtime"), MPLBACKEND="Agg")
+               JUPYTER_RUNTIME_DIR=str(workdir / ".runtime"), MPLBACKEND="Agg",
+               NBGRADER_EXECUTION="autograde")
     env.pop("JPY_PARENT_PID", None)
     with Sandbox(workdir, ctx.limits, ctx.isolation) as sandbox:
         result = sandbox.run([sys.executable, "-m", "graders._execute", str(job_path)], env,
