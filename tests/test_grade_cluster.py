@@ -12,6 +12,7 @@ import contextlib
 import csv
 import io
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -171,7 +172,8 @@ def _leftovers() -> list[str]:
             found.append(f"orphan {proc.info['pid']}")
     import tempfile
 
-    found += [f"worker folder {p}" for p in Path(tempfile.gettempdir()).glob("graders-w*-*")]
+    found += [f"worker folder {p}" for p in Path(tempfile.gettempdir()).glob("graders-w*-*")
+              if re.match(r"graders-w\d+-", p.name)]  # graders.worker's folders, not a student "w..."
     return found
 
 
