@@ -9,11 +9,12 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 COURSE_EXTRAS ?= mpi,distributed,gpu
 PYTEST_ARGS ?=
 
-.PHONY: help install hub-install lab instructor-lab test lint typecheck release release-check benchmarks gpu-check doctor clean
+.PHONY: help install hub-install lab instructor-lab test test-all lint typecheck release release-check benchmarks gpu-check doctor clean
 
 help:
 	@echo "make lab             create .venv, install the course, open JupyterLab on notebooks/"
-	@echo "make test            install what the tests need and run the whole suite"
+	@echo "make test            install what the tests need and run the suite"
+	@echo "make test-all        the suite plus the nightly variants (every chapter under every start method)"
 	@echo "make instructor-lab  JupyterLab with nbgrader's instructor tools (formgrader, create assignment)"
 	@echo "make release         regenerate notebooks/ from graders/source/"
 	@echo "make benchmarks      print the course's performance figures"
@@ -57,6 +58,10 @@ instructor-lab: $(VENV)/.course-installed
 
 test: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The nightly job: also every chapter under spawn and forkserver.
+test-all: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest -m "" $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check course_lib graders benchmarks tests
