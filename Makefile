@@ -9,11 +9,12 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 COURSE_EXTRAS ?= mpi,distributed,gpu
 PYTEST_ARGS ?=
 
-.PHONY: help install hub-install lab instructor-lab test test-all lint typecheck release release-check benchmarks gpu-check doctor clean
+.PHONY: help install hub-install lab instructor-lab test test-fast test-all lint typecheck release release-check benchmarks gpu-check doctor clean
 
 help:
 	@echo "make lab             create .venv, install the course, open JupyterLab on notebooks/"
 	@echo "make test            install what the tests need and run the suite"
+	@echo "make test-fast       the unit tests only, in a few minutes (no notebooks, servers or browser)"
 	@echo "make test-all        the suite plus the nightly variants (every chapter under every start method)"
 	@echo "make instructor-lab  JupyterLab with nbgrader's instructor tools (formgrader, create assignment)"
 	@echo "make release         regenerate notebooks/ from graders/source/"
@@ -58,6 +59,10 @@ instructor-lab: $(VENV)/.course-installed
 
 test: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# A contributor's quick loop: unit tests only (no notebooks, servers or browser).
+test-fast: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest -m "not slow and not nightly" $(PYTEST_ARGS)
 
 # The nightly job: also every chapter under spawn and forkserver.
 test-all: $(VENV)/.dev-installed

@@ -90,3 +90,22 @@ def submit(toy_course: Path) -> Callable[[str, str], Path]:
         return path
 
     return _submit
+
+
+# Slow integration tests: whole notebooks, round trips, real servers, browsers
+# and resolvers. `make test-fast` leaves them out; `make test` runs them all.
+SLOW_MODULES = {
+    "test_binder", "test_browser", "test_jupyterhub", "test_lab", "test_grade_cluster",
+    "test_nbgrader_compat", "test_resolution", "test_setup",
+}
+SLOW_CHAPTER_TESTS = ("test_source_notebook_runs_cleanly", "test_nbgrader_round_trip",
+                      "test_each_mistake_fails_a_visible_test")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        if module in SLOW_MODULES or (
+            module == "test_chapters" and item.name.startswith(SLOW_CHAPTER_TESTS)
+        ):
+            item.add_marker(pytest.mark.slow)
