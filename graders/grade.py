@@ -52,7 +52,8 @@ from .report import write_detail_csv
 from .sandbox import Isolation, Limits, Sandbox, detect_isolation
 from .tamper import ReleasedCell, ReleasedNotebook, inspect_submission, names_bound
 
-__all__ = ["GradeRow", "grade_course", "write_grades_csv", "CSV_COLUMNS", "STATUSES", "usable_cores"]
+__all__ = ["GradeRow", "grade_course", "write_grades_csv", "CSV_COLUMNS", "STATUSES", "usable_cores",
+           "RunSettings", "SubmissionJob", "Runner", "stage_inputs", "run_staged", "not_run"]
 
 CSV_COLUMNS = ["student_id", "assignment", "score", "max_score", "status"]
 STATUSES = ("graded", "timeout", "kernel-died", "memory-limit", "invalid-notebook", "tampered", "error")
@@ -215,6 +216,7 @@ class _Context:
     lock: threading.Lock
     ignore: list[str]
     released: dict[str, dict[str, ReleasedNotebook]] = field(default_factory=dict)
+    runner: Runner | None = None
 
 
 @dataclass
@@ -282,11 +284,83 @@ def _copy_files(src: Path, dest: Path, ignore: list[str]) -> None:
             shutil.copyfile(path, target)
 
 
-def _execute(ctx: _Context, workdir: Path, nb_path: Path, released: ReleasedNotebook,
+# ---------------------------------------------------------------- the sandbox phase (hook)
+# Running a submission's notebooks needs no gradebook and no course folder: only the
+# sanitised notebooks, the files staged next to them, and the settings below. Local
+# grading runs it in this process (``_run_here``); graders.cluster runs it on a Dask
+# worker (graders.worker) and the coordinator keeps every gradebook and file write.
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The limits a submission runs under, wherever it runs."""
+
+    cell_timeout: int
+    budget: float
+    limits: Limits
+    isolation: Isolation
+    ignore: list[str]
+
+
+@dataclass
+class SubmissionJob:
+    """One submission's notebooks (sanitised, graded in place) and the names its answers bind."""
+
+    assignment: str
+    student: str
+    notebooks: dict[str, NotebookNode]
+    student_names: dict[str, list[str]]
+
+
+# A runner executes a job: stages ``inputs`` (folders) under ``work_root``, runs the
+# notebooks, leaves the executed notebooks in ``job.notebooks`` and every other file for
+# autograded/ in ``work_root / "autograded"``, and returns (status hints, notes).
+Runner = Callable[[RunSettings, SubmissionJob, list[Path], Path], tuple[list[str], list[str]]]
+
+
+def stage_inputs(settings: RunSettings, inputs: list[Path], workdir: Path) -> None:
+    """Copy the files a submission runs with (not its notebooks) into ``workdir``."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    for folder in inputs:
+        _copy_files(folder, workdir, settings.ignore)
+
+
+def run_staged(settings: RunSettings, job: SubmissionJob, workdir: Path, built: Path) -> tuple[list[str], list[str]]:
+    """Run each notebook of ``job`` in its own sandbox in ``workdir``; files for autograded/ go to ``built``."""
+    hints: list[str] = []
+    notes: list[str] = []
+    for name, nb in job.notebooks.items():
+        nb_path = workdir / f"{name}.ipynb"
+        nbformat.write(nb, nb_path)
+        kernel = nb.metadata.get("kernelspec", {}).get("name", "python3")
+        run = _execute(settings, workdir, nb_path, job.student_names.get(name, []), kernel)
+        nb_hints, nb_notes = _apply_run(nb, run, settings.budget)
+        hints.extend(nb_hints)
+        notes.extend(f"{name}: {n}" for n in nb_notes)
+    built.mkdir(parents=True, exist_ok=True)
+    _copy_files(workdir, built, settings.ignore + [".runtime", "tmp", ".*"])
+    return hints, notes
+
+
+def _run_here(settings: RunSettings, job: SubmissionJob, inputs: list[Path],
+              work_root: Path) -> tuple[list[str], list[str]]:
+    workdir = work_root / job.assignment
+    stage_inputs(settings, inputs, workdir)
+    return run_staged(settings, job, workdir, work_root / "autograded")
+
+
+def not_run(nb: NotebookNode, reason: str) -> None:
+    """Mark every code cell of ``nb`` as not run, with ``reason`` (it then scores zero)."""
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [_not_run(reason)]
+            cell.execution_count = None
+
+
+def _execute(ctx: _Context | RunSettings, workdir: Path, nb_path: Path, student_names: list[str],
              kernel_name: str) -> _NotebookRun:
     progress = workdir / f".{nb_path.stem}.progress.jsonl"
     job = {"notebook": str(nb_path), "progress": str(progress), "cell_timeout": ctx.cell_timeout,
-           "kernel_name": kernel_name, "student_names": released.student_names}
+           "kernel_name": kernel_name, "student_names": student_names}
     job_path = workdir / f".{nb_path.stem}.job.json"
     job_path.write_text(json.dumps(job))
     # NBGRADER_EXECUTION as nbgrader sets it: notebooks may skip interactive widgets.
@@ -548,27 +622,22 @@ def _grade_one(ctx: _Context, assignment: str, student: str) -> GradeRow:
                     gb.update_or_create_submission(assignment, student)
             for name, nb in notebooks.items():
                 notebooks[name] = _sanitize(nb, _resources(ctx, assignment, student, name))
-        workdir = work_root / assignment
-        workdir.mkdir()
-        _copy_files(folder, workdir, ctx.ignore)
-        _copy_files(ctx.course_dir / "source" / assignment, workdir, ctx.ignore)
-
-        # 3. Run each notebook in its own sandbox.
+        # 3. Run each notebook in its own sandbox: here, or on a cluster worker (ctx.runner).
         hints: list[str] = ["tampered"] if findings else []
         notes: list[str] = list(findings)
-        for name, nb in notebooks.items():
-            nb_path = workdir / f"{name}.ipynb"
-            nbformat.write(nb, nb_path)
-            kernel = nb.metadata.get("kernelspec", {}).get("name", "python3")
-            run = _execute(ctx, workdir, nb_path, released[name], kernel)
-            nb_hints, nb_notes = _apply_run(nb, run, ctx.budget)
-            hints.extend(nb_hints)
-            notes.extend(f"{name}: {n}" for n in nb_notes)
+        settings = RunSettings(ctx.cell_timeout, ctx.budget, ctx.limits, ctx.isolation, ctx.ignore)
+        job = SubmissionJob(assignment, student, notebooks,
+                            {name: released[name].student_names for name in notebooks})
+        run_hints, run_notes = (ctx.runner or _run_here)(
+            settings, job, [folder, ctx.course_dir / "source" / assignment], work_root)
+        hints.extend(run_hints)
+        notes.extend(run_notes)
 
         # 4. Save grades (nbgrader's own preprocessors) and publish autograded/.
         built = work_root / "autograded"
-        built.mkdir()
-        _copy_files(workdir, built, ctx.ignore + [".runtime", "tmp", ".*"])
+        built.mkdir(parents=True, exist_ok=True)
+        # nbgrader's own files (release_feedback needs timestamp.txt) come from the submission
+        # itself, here on the coordinator, never through the sandbox.
         for name in _SUBMISSION_FILES:
             if (folder / name).is_file():
                 shutil.copyfile(folder / name, built / name)
@@ -635,15 +704,20 @@ def grade_course(
     progress: Callable[[GradeRow], None] | None = None,
     on_start: Callable[[int, Isolation], None] | None = None,
     isolation: Isolation | None = None,
+    runner: Runner | None = None,
 ) -> list[GradeRow]:
-    """Autograde every submission; return one row per (student, assignment), sorted."""
+    """Autograde every submission; return one row per (student, assignment), sorted.
+
+    ``runner`` runs each submission's notebooks elsewhere (graders.cluster); the
+    gradebook, autograded/ and the CSV files are still written here only.
+    """
     course_dir = course_dir.resolve()
     assignments = _check_course_dir(course_dir, assignment)
     db_url = _db_url(course_dir)
     ctx = _Context(course_dir, db_url, cell_timeout, notebook_budget,
                    Limits(memory_mb=memory_mb, max_processes=max_processes),
                    isolation if isolation is not None else detect_isolation(),
-                   threading.Lock(), _ignored(course_dir))
+                   threading.Lock(), _ignored(course_dir), runner=runner)
     jobs: list[tuple[str, str]] = []
     for name in assignments:
         _generate(course_dir, db_url, name)
