@@ -26,6 +26,7 @@ import contextlib
 import logging
 import logging.handlers
 import os
+import re
 import selectors
 import shutil
 import subprocess
@@ -209,6 +210,9 @@ class PySpyResult:
         return self.text if self.ok else f"py-spy could not run: {self.reason}"
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def py_spy_executable() -> str | None:
     """The ``py-spy`` program next to this Python, or on PATH; None if it is not installed."""
     here = os.path.join(os.path.dirname(sys.executable),
@@ -236,8 +240,8 @@ def py_spy_dump(pid: int, *, timeout: float = 20.0, subprocesses: bool = False) 
         done = subprocess.run(command, capture_output=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return PySpyResult(False, "", f"py-spy did not answer within {timeout:g} s")
-    out = done.stdout.decode("utf-8", "replace")
-    err = done.stderr.decode("utf-8", "replace").strip()
+    out = _ANSI.sub("", done.stdout.decode("utf-8", "replace"))
+    err = _ANSI.sub("", done.stderr.decode("utf-8", "replace")).strip()
     if done.returncode != 0:
         return PySpyResult(False, out, err or f"py-spy exited with code {done.returncode}")
     return PySpyResult(True, out)
