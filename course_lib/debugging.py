@@ -377,6 +377,23 @@ def run_virtual(coro_fn: Callable[..., Awaitable[T]], *args: Any, real_timeout: 
     """
     real_timeout = _check_timeout(real_timeout)
     max_virtual = _check_timeout(max_virtual)
+    if asyncio._get_running_loop() is not None:
+        # Called from a running loop (a Jupyter cell): run on a fresh loop in a helper thread.
+        outcome: dict[str, Any] = {}
+
+        def helper() -> None:
+            try:
+                outcome["value"] = run_virtual(coro_fn, *args, real_timeout=real_timeout,
+                                               max_virtual=max_virtual)
+            except BaseException as exc:  # re-raised in the caller's thread
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=helper, name="virtual-clock-loop")
+        thread.start()
+        thread.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["value"]  # type: ignore[no-any-return]
     clock = [0.0]
     state: dict[str, Any] = {}
 
