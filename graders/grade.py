@@ -18,6 +18,11 @@ work on the result. What it does differently from ``nbgrader autograde``:
   points; an error does;
 - each submission gets a status (``STATUSES``) and a detail in
   ``grades.csv`` and in the returned rows.
+
+Like nbgrader, it ignores notebooks that are not part of the assignment
+(named in the detail), reads any nbformat version, copies ``timestamp.txt``
+into ``autograded/`` (feedback needs it) and leaves graded cells a notebook
+no longer has (deleted, metadata stripped) to manual grading.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ import nbformat
 from nbformat import NotebookNode
 
 from ._run import last_error, run_nbgrader
-from .notebooks import UsageError, read_notebook
+from .notebooks import UsageError, nbgrader_meta, read_notebook
 from .report import write_detail_csv
 from .sandbox import Isolation, Limits, Sandbox, detect_isolation
 from .tamper import ReleasedCell, ReleasedNotebook, inspect_submission, names_bound
@@ -56,6 +61,9 @@ STATUSES = ("graded", "timeout", "kernel-died", "memory-limit", "invalid-noteboo
 _PRIORITY = ("invalid-notebook", "tampered", "memory-limit", "kernel-died", "timeout", "error", "graded")
 _STATE_FILE = ".graders-release.json"
 _MAX_OUTPUT_CHARS = 200_000
+# nbgrader's exchange files of a submission: kept out of the sandbox, copied as they are into
+# autograded/ (generate_feedback carries them to feedback/, release_feedback reads them).
+_SUBMISSION_FILES = ("timestamp.txt", "submission_secret.txt")
 # nbgrader's preprocessors log what the grader reports itself (restored cells...).
 _QUIET = logging.getLogger("graders.nbgrader")
 _QUIET.setLevel(logging.ERROR)
@@ -72,6 +80,8 @@ class GradeRow:
     detail: str = ""
     cell_scores: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    # Grade ids the formgrader asks a person to grade (answers, deleted or unreadable tests).
+    needs_manual: list[str] = field(default_factory=list)
 
     def csv_row(self) -> list[str]:
         return [self.student_id, self.assignment, f"{self.score:g}", f"{self.max_score:g}", self.status]
@@ -254,12 +264,17 @@ def _timestamp(folder: Path) -> Any:
 
 
 def _copy_files(src: Path, dest: Path, ignore: list[str]) -> None:
+    """Copy the files of ``src`` except notebooks, ignored names and ``_SUBMISSION_FILES``.
+
+    The submission files never enter the sandbox (a submission cannot alter
+    them); ``_grade_one`` copies the submitted ones straight into ``autograded/``.
+    """
     if not src.is_dir():
         return
     for path in src.rglob("*"):
         rel = path.relative_to(src)
         if path.suffix == ".ipynb" or any(rel.match(p) or any(part == p for part in rel.parts)
-                                          for p in ignore) or path.name == "timestamp.txt":
+                                          for p in ignore) or rel.as_posix() in _SUBMISSION_FILES:
             continue
         target = dest / rel
         if path.is_dir():
@@ -483,12 +498,14 @@ def _save_grades(ctx: _Context, nb: NotebookNode, resources: dict[str, Any],
     present = {cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") for cell in nb.cells}
     missing = [gid for gid, c in released.cells.items() if c.points is not None and gid not in present]
     if missing:
+        # A graded cell the notebook no longer has (deleted, or its metadata stripped) is left
+        # to the instructor, as nbgrader leaves it: no automatic score, flagged for manual grading.
         info = resources["nbgrader"]
         with Gradebook(ctx.db_url) as gb:
             for grade_id in missing:
                 grade = gb.find_grade(grade_id, info["notebook"], info["assignment"], info["student"])
-                grade.auto_score = 0
-                grade.needs_manual_grade = False
+                grade.auto_score = None
+                grade.needs_manual_grade = True
             gb.db.commit()
     return nb
 
@@ -507,6 +524,18 @@ def _scores(db_url: str, assignment: str, student: str) -> tuple[float, float, d
             for grade in notebook.grades:
                 cells[grade.name] = float(grade.score)
         return float(submission.score), max_score, cells
+
+
+def _needs_manual(db_url: str, assignment: str, student: str) -> list[str]:
+    """Grade ids of the submission that the formgrader flags for manual grading."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(db_url) as gb:
+        try:
+            submission = gb.find_submission(assignment, student)
+        except MissingEntry:
+            return []
+        return sorted(g.name for nb in submission.notebooks for g in nb.grades if g.needs_manual_grade)
 
 
 def _zero_submission(ctx: _Context, assignment: str, student: str, notebooks: list[str]) -> None:
@@ -546,14 +575,21 @@ def _grade_one(ctx: _Context, assignment: str, student: str) -> GradeRow:
     def finish(status: str, detail: str) -> GradeRow:
         with ctx.lock:
             score, max_score, cells = _scores(ctx.db_url, assignment, student)
+            manual = _needs_manual(ctx.db_url, assignment, student)
         if status == "invalid-notebook":
-            score = 0.0
+            score, manual = 0.0, []
         return GradeRow(student, assignment, score, max_score, status, detail, cells,
-                        time.monotonic() - started)
+                        time.monotonic() - started, manual)
 
-    # 1. Is it a submission of this assignment at all?
+    # 1. Is it a submission of this assignment at all? Notebooks the assignment does not have
+    #    ("p1 copy.ipynb", "Untitled.ipynb") are ignored, as nbgrader ignores them.
     notebooks: dict[str, NotebookNode] = {}
-    problem = "" if submitted else "no notebook submitted"
+    ignored = [p.name for p in submitted if p.stem not in released]
+    submitted = [p for p in submitted if p.stem in released]
+    problem = ""
+    if not submitted:
+        problem = "no notebook of the assignment submitted" + (
+            f" (found only {', '.join(ignored)})" if ignored else "")
     findings: list[str] = []
     for path in submitted:
         if problem:
@@ -562,9 +598,6 @@ def _grade_one(ctx: _Context, assignment: str, student: str) -> GradeRow:
             nb = read_notebook(path)
         except UsageError as exc:
             problem = str(exc)
-            break
-        if path.stem not in released:
-            problem = f"{path.name} is not a notebook of {assignment}"
             break
         problem, found = inspect_submission(nb, released[path.stem])
         findings.extend(f"{path.name}: {f}" for f in found)
@@ -602,16 +635,30 @@ def _grade_one(ctx: _Context, assignment: str, student: str) -> GradeRow:
 
         # 4. Save grades (nbgrader's own preprocessors) and publish autograded/.
         built = work_root / "autograded"
+        built.mkdir(parents=True, exist_ok=True)
+        # nbgrader's own files (release_feedback needs timestamp.txt) come from the submission
+        # itself, here on the coordinator, never through the sandbox.
+        for name in _SUBMISSION_FILES:
+            if (folder / name).is_file():
+                shutil.copyfile(folder / name, built / name)
         with ctx.lock:
             for name, nb in notebooks.items():
                 resources = _resources(ctx, assignment, student, name)
                 resources["nbgrader"]["timestamped"] = timestamp is not None
                 nb = _save_grades(ctx, nb, resources, released[name])
                 nbformat.write(nb, built / f"{name}.ipynb")
+                present = {nbgrader_meta(cell).get("grade_id") for cell in nb.cells}
+                lost = [gid for gid, c in released[name].cells.items()
+                        if c.points is not None and gid not in present]
+                if lost:
+                    notes.append(f"{name}: left for manual grading (not in the notebook): "
+                                 + ", ".join(lost))
             missing = [n for n in released if n not in notebooks]
             if missing:
                 _zero_submission(ctx, assignment, student, missing)
                 notes.append("not submitted: " + ", ".join(f"{n}.ipynb" for n in missing))
+            if ignored:
+                notes.append(f"ignored (not notebooks of {assignment}): " + ", ".join(ignored))
             _install_autograded(ctx, assignment, student, built)
     except UsageError:
         raise
