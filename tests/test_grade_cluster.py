@@ -91,7 +91,10 @@ class Cluster:
     def __init__(self, root: Path, allowed_failures: int = 3) -> None:
         self.root = root
         self.address = f"tcp://{HOST}:{_free_port()}"
-        self.env = dict(os.environ, DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=str(allowed_failures))
+        # Worker saturation 1.0: a single-thread worker holds one task, so when a submission kills it
+        # only that submission is suspected (deploy/dask/README.md says so too).
+        self.env = dict(os.environ, DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=str(allowed_failures),
+                        DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION="1.0")
         self.procs: list[subprocess.Popen[bytes]] = []
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
 
