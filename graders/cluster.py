@@ -115,9 +115,16 @@ class ClusterRunner:
         self.isolation = isolation  # None: each worker uses the strongest its machine allows
         self.graded_on: dict[tuple[str, str], str] = {}
 
-    def sweep(self) -> None:
-        """Have every worker remove the folders that killed workers left on its host."""
-        with suppress(Exception):  # a worker that does not answer sweeps before its next task
+    def sweep(self, wait_for: int = 0, timeout: float = 20.0) -> None:
+        """Have every worker remove the folders that killed workers left on its host.
+
+        ``wait_for``: first wait up to ``timeout`` s for that many workers (nannies
+        restarting the killed ones). A worker that does not answer sweeps before its next task.
+        """
+        with suppress(Exception):
+            if wait_for:
+                self.client.wait_for_workers(wait_for, timeout=timeout)
+        with suppress(Exception):
             self.client.run(sweep_abandoned)
 
     def __call__(self, settings: RunSettings, job: SubmissionJob, inputs: list[Path],
@@ -193,4 +200,4 @@ def grade_on_cluster(
             return grade_course(course_dir, workers=in_flight or max(2, 2 * threads),
                                 runner=runner, isolation=isolation, **options)
         finally:
-            runner.sweep()
+            runner.sweep(wait_for=len(info))

@@ -54,7 +54,7 @@ from .sandbox import Isolation, Limits, Sandbox, detect_isolation
 from .tamper import ReleasedCell, ReleasedNotebook, inspect_submission, names_bound
 
 __all__ = ["GradeRow", "grade_course", "write_grades_csv", "CSV_COLUMNS", "STATUSES", "usable_cores",
-           "RunSettings", "SubmissionJob", "Runner", "stage_inputs", "run_staged", "not_run"]
+           "RunSettings", "SubmissionJob", "Runner", "stage_inputs", "run_staged", "not_run", "prepare_assignment"]
 
 CSV_COLUMNS = ["student_id", "assignment", "score", "max_score", "status"]
 STATUSES = ("graded", "timeout", "kernel-died", "memory-limit", "invalid-notebook", "tampered", "error")
@@ -745,6 +745,12 @@ def grade_course(
     write_grades_csv(course_dir / "grades.csv", rows, replace_assignments=set(assignments))
     write_detail_csv(course_dir / "grades-detail.csv", rows, replace_assignments=set(assignments))
     return rows
+
+
+def prepare_assignment(course_dir: Path, assignment: str) -> None:
+    """``nbgrader generate_assignment`` for ``assignment`` (skipped while its source is unchanged)."""
+    course_dir = course_dir.resolve()
+    _generate(course_dir, _db_url(course_dir), assignment)
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -84,9 +84,13 @@ def _pid_alive(pid: int) -> bool:
         return True
     try:
         import psutil
-
-        return bool(psutil.pid_exists(pid))
     except ImportError:  # pragma: no cover - psutil comes with distributed
+        return True
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE  # killed, not yet reaped: gone
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:
         return True
 
 
