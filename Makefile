@@ -4,8 +4,6 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# JupyterLab refuses to run as root (containers, CI) without --allow-root.
-ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 COURSE_EXTRAS ?= mpi,distributed,gpu,debug
 PYTEST_ARGS ?=
 
@@ -21,21 +19,19 @@ help:
 	@echo "make hub-install     what a JupyterHub for a class needs (deploy/jupyterhub/README.md)"
 	@echo "make gpu-check       run chapter 7 and the GPU benchmarks here; writes gpu-check-report.md"
 
-$(BIN)/python:
+# `python -m course_lib setup` does the work (and runs on Windows without make or bash):
+# it creates $(VENV), installs the course with pip --prefer-binary (wheels wherever a
+# release has them) and configures JupyterLab (course_lib/setup.py).
+$(VENV)/.course-installed: pyproject.toml course_lib/setup.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed: make PYTHON=python3.11 ...")'
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-
-$(VENV)/.course-installed: pyproject.toml binder/configure-jupyter.sh | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --prefer-binary -e ".[$(COURSE_EXTRAS)]"
-	bash binder/configure-jupyter.sh $(BIN)
+	$(PYTHON) -m course_lib setup --venv $(VENV) --extras $(COURSE_EXTRAS) --quiet
 	@touch $@
 
 # The tests also install CuPy (the `cuda` extra), to prove the CPU fallback when
 # CuPy is present but no GPU is.
 # They also start a real JupyterHub (the `hub` extra and configurable-http-proxy from npm).
 $(VENV)/.dev-installed: $(VENV)/.course-installed deploy/jupyterhub/install.sh
-	$(BIN)/python -m pip install --quiet --prefer-binary -e ".[$(COURSE_EXTRAS),cuda,hub,dev]"
+	$(PYTHON) -m course_lib setup --venv $(VENV) --extras $(COURSE_EXTRAS),cuda,hub,dev --quiet
 	bash deploy/jupyterhub/install.sh $(VENV)
 	@touch $@
 
@@ -47,13 +43,11 @@ hub-install: $(VENV)/.course-installed
 install: $(VENV)/.course-installed
 
 lab: $(VENV)/.course-installed
-	@bash binder/configure-jupyter.sh $(BIN) >/dev/null
-	$(BIN)/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG)
+	$(BIN)/python -m course_lib lab --venv $(VENV)
 
 # The formgrader reads nbgrader_config.py from the folder JupyterLab starts in.
 instructor-lab: $(VENV)/.course-installed
-	COURSE_INSTRUCTOR=1 bash binder/configure-jupyter.sh $(BIN)
-	cd graders && $(abspath $(BIN))/jupyter lab $(ROOT_FLAG)
+	$(BIN)/python -m course_lib lab --venv $(VENV) --instructor
 
 test: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

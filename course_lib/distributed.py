@@ -174,6 +174,10 @@ def config(environ: Mapping[str, str] | None = None) -> dict[str, str | None]:
     return settings
 
 
+# Celery's cold shutdown; Windows has no SIGQUIT, and SIGTERM there is TerminateProcess.
+QUIT_SIGNAL = int(getattr(signal, "SIGQUIT", signal.SIGTERM))
+
+
 def free_port(host: str = HOST) -> int:
     """A TCP port that is free right now on ``host``."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -182,32 +186,23 @@ def free_port(host: str = HOST) -> int:
 
 
 def _kill_tree(proc: subprocess.Popen[Any], grace: float = 5.0) -> None:
-    """SIGTERM the process group, wait ``grace`` s, then SIGKILL it."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            pass
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(grace)
+    """SIGTERM the process, its descendants and its group, wait ``grace`` s, then kill them.
+
+    :func:`course_lib.proc.kill_tree` does it on every platform (no ``os.killpg`` needed).
+    """
+    from .proc import kill_tree
+
+    kill_tree(proc, timeout=grace, grace=grace if proc.poll() is None else 0.0)
 
 
 def _stop_all(procs: Sequence[subprocess.Popen[Any]], sig: int, grace: float) -> None:
-    """Send ``sig`` to every process group at once, wait ``grace`` s, then SIGKILL the rest."""
+    """Send ``sig`` to every process tree at once, wait ``grace`` s, then kill the rest."""
+    from .proc import kill_tree, send_to_tree, wait_gone
+
+    families = [send_to_tree(proc, sig) for proc in procs if proc.poll() is None]
+    wait_gone([member for members in families for member in members], grace)
     for proc in procs:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, sig)
-    deadline = time.monotonic() + grace
-    for proc in procs:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(max(0.0, deadline - time.monotonic()))
-    for proc in procs:
-        _kill_tree(proc, grace=grace)
+        kill_tree(proc, timeout=grace)
 
 
 def kill_process(pid: int) -> None:
@@ -614,8 +609,8 @@ def celery_worker(n: int = 1, *, concurrency: int = 1, broker: str | CeleryBroke
         stack.callback(app.close)
         names = [f"worker{i + 1}@{HOST}" for i in range(n)]
         procs: list[subprocess.Popen[Any]] = []
-        # SIGQUIT: Celery's cold shutdown, then SIGKILL for what is left.
-        stack.callback(lambda: _stop_all(procs, signal.SIGQUIT, grace=3.0))
+        # SIGQUIT (SIGTERM where there is none): Celery's cold shutdown, then kill what is left.
+        stack.callback(lambda: _stop_all(procs, QUIT_SIGNAL, grace=3.0))
         for name in names:
             procs.append(subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "course_lib.celery_tasks", "worker",
