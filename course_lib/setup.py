@@ -14,6 +14,7 @@ Binder's ``postBuild`` and ``binder/configure-jupyter.sh`` use it too.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -28,6 +29,7 @@ __all__ = [
     "REPO",
     "SetupError",
     "configure_jupyter",
+    "jupyter_plan",
     "install",
     "lab_command",
     "main",
@@ -137,33 +139,57 @@ def install(venv_dir: Path, extras: Sequence[str], *, root: Path = REPO, force: 
     return True
 
 
+# Run by the environment's own Python, in one process (each `jupyter ...` command would
+# start a Python of its own: a minute or more on a busy laptop).
+_CONFIGURE_CODE = r"""
+import json, sys
+plan = json.loads(sys.argv[1])
+from jupyter_server.extension.serverextension import toggle_server_extension_python
+from jupyterlab.commands import disable_extension, enable_extension
+for name in plan["server_enable"]:
+    toggle_server_extension_python(name, enabled=True, sys_prefix=True)
+for name in plan["lab_enable"]:
+    enable_extension(name, level="sys_prefix")
+for name in plan["lab_disable"]:
+    disable_extension(name, level="sys_prefix")
+print(json.dumps({"prefix": sys.prefix}))
+"""
+
+
+def jupyter_plan(instructor: bool = False) -> dict[str, list[str]]:
+    """What :func:`configure_jupyter` turns on and off."""
+    return {"server_enable": list(_LEARNER_SERVER_EXTENSIONS),
+            "lab_enable": [*_LEARNER_LAB_PLUGINS, *(_INSTRUCTOR_LAB_PLUGINS if instructor else ())],
+            "lab_disable": [] if instructor else list(_INSTRUCTOR_LAB_PLUGINS)}
+
+
+def _configure_in_child(command: Sequence[str]) -> tuple[int, str, str]:
+    done = subprocess.run(list(command), capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL)
+    return done.returncode, done.stdout, done.stderr
+
+
 def configure_jupyter(python: Path | str = sys.executable, *, instructor: bool = False,
-                      runner: Runner | None = None, prefix: Path | None = None) -> Path:
+                      runner: Callable[[Sequence[str]], tuple[int, str, str]] | None = None
+                      ) -> Path:
     """Turn nbgrader's learner tools on (instructor tools off unless ``instructor``) and quiet
-    JupyterLab's news, in the environment of ``python``; returns the overrides file written."""
-    run = runner or (lambda cmd: _run(cmd, quiet=True))
-    python = str(python)
-    if prefix is None:
-        done = subprocess.run([python, "-c", "import sys; print(sys.prefix)"], capture_output=True,
-                              text=True, stdin=subprocess.DEVNULL)
-        if done.returncode != 0:
-            raise SetupError(f"{python} does not run: {done.stderr.strip()[-300:]}")
-        prefix = Path(done.stdout.strip())
-    jupyter = [python, "-m", "jupyter"]
-    failures = []
-    for extension in _LEARNER_SERVER_EXTENSIONS:
-        command = [*jupyter, "server", "extension", "enable", "--sys-prefix", extension]
-        if run(command) != 0:
-            failures.append(extension)
-    if run([*jupyter, "labextension", "enable", "--level=sys_prefix", *_LEARNER_LAB_PLUGINS]):
-        failures.append("the learner's nbgrader plugins")
-    action = "enable" if instructor else "disable"
-    if run([*jupyter, "labextension", action, "--level=sys_prefix", *_INSTRUCTOR_LAB_PLUGINS]):
-        failures.append("the instructor's nbgrader plugins")
-    if failures:
-        raise SetupError(f"could not configure Jupyter ({', '.join(failures)}): is the course "
-                         f"installed in {prefix}? run: python -m course_lib setup")
-    settings = Path(prefix) / "share" / "jupyter" / "lab" / "settings"
+    JupyterLab's news, in the environment of ``python``; returns the overrides file written.
+
+    ``runner`` runs the child command and returns (exit code, stdout, stderr) (tests).
+    """
+    run = runner or _configure_in_child
+    command = [str(python), "-c", _CONFIGURE_CODE, json.dumps(jupyter_plan(instructor))]
+    code, out, err = run(command)
+    prefix = None
+    for line in reversed(out.splitlines()):
+        with contextlib.suppress(ValueError, TypeError, KeyError):
+            prefix = Path(json.loads(line)["prefix"])
+            break
+    if code != 0 or prefix is None:
+        last = (err.strip().splitlines() or ["no message"])[-1]
+        raise SetupError(f"could not configure Jupyter with {python} ({last}): is the course "
+                         "installed there? run: python -m course_lib setup")
+    settings = prefix / "share" / "jupyter" / "lab" / "settings"
     settings.mkdir(parents=True, exist_ok=True)
     overrides = settings / "overrides.json"
     overrides.write_text(json.dumps(_OVERRIDES, indent=2) + "\n", encoding="utf-8")
