@@ -7,11 +7,12 @@ BIN := $(VENV)/bin
 COURSE_EXTRAS ?= mpi,distributed,gpu,debug
 PYTEST_ARGS ?=
 
-.PHONY: help install hub-install lab instructor-lab test lint typecheck release release-check benchmarks gpu-check doctor clean
+.PHONY: help install hub-install lab instructor-lab test test-py313 lint typecheck release release-check benchmarks gpu-check doctor clean
 
 help:
 	@echo "make lab             create .venv, install the course, open JupyterLab on notebooks/"
 	@echo "make test            install what the tests need and run the whole suite"
+	@echo "make test-py313      the notebook runs and one chapter's round trip on Python 3.13"
 	@echo "make instructor-lab  JupyterLab with nbgrader's instructor tools (formgrader, create assignment)"
 	@echo "make release         regenerate notebooks/ from graders/source/"
 	@echo "make benchmarks      print the course's performance figures"
@@ -51,6 +52,16 @@ instructor-lab: $(VENV)/.course-installed
 
 test: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Python 3.13 (pyenv's, or python3.13 on PATH): its own environment, every source notebook
+# run and one chapter's nbgrader round trip. PY313_TESTS narrows it (a pytest -k expression).
+PYTHON313 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) python3.13)
+VENV313 ?= .venv-py313
+PY313_ROUND_TRIP ?= ch01_threads
+PY313_TESTS ?= runs_cleanly or (round_trip and $(PY313_ROUND_TRIP))
+test-py313:
+	$(PYTHON313) -m course_lib setup --venv $(VENV313) --extras $(COURSE_EXTRAS),dev --quiet
+	$(VENV313)/bin/python -m pytest tests/test_chapters.py -k "$(PY313_TESTS)" $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check course_lib graders benchmarks tests

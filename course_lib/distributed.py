@@ -924,6 +924,25 @@ class ScoopRun:
     timed_out: bool
 
 
+# SCOOP 0.7's worker bootstrap loads the program with importlib's load_module(), which
+# warns on Python 3.12 to 3.14 (silenced: PYTHONWARNINGS=ignore) and is gone in 3.15. This
+# sitecustomize, on the launcher's and the workers' path, puts back an equivalent built on
+# exec_module() where it is missing. (SCOOP's TCP backend imports asyncore, gone since
+# 3.12: run_scoop keeps SCOOP's default ZeroMQ backend, which does not.)
+_SCOOP_SITECUSTOMIZE = """
+import importlib.machinery, importlib.util, sys
+if not hasattr(importlib.machinery.SourceFileLoader, "load_module"):
+    def _load_module(self, fullname=None):
+        name = fullname or self.name
+        spec = importlib.util.spec_from_file_location(name, self.path, loader=self)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        self.exec_module(module)
+        return module
+    importlib.machinery.SourceFileLoader.load_module = _load_module
+"""
+
+
 def run_scoop(program: str | os.PathLike[str], n: int = 2, *, timeout: float = 60.0,
               args: Sequence[str] = ()) -> ScoopRun:
     """Run a SCOOP program as ``python -m scoop -n N program`` with a time limit.
@@ -941,9 +960,12 @@ def run_scoop(program: str | os.PathLike[str], n: int = 2, *, timeout: float = 6
             path = Path(folder) / "scoop_program.py"
             path.write_text(str(program), encoding="utf-8")
         (Path(folder) / "tmp").mkdir()
+        shim = Path(folder) / "shim"
+        shim.mkdir()
+        (shim / "sitecustomize.py").write_text(_SCOOP_SITECUSTOMIZE, encoding="utf-8")
         env = dict(os.environ, TMPDIR=str(Path(folder) / "tmp"), PYTHONWARNINGS="ignore",
                    PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parent.parent),
-                                               os.environ.get("PYTHONPATH", "")]))
+                                               str(shim), os.environ.get("PYTHONPATH", "")]))
         proc = subprocess.Popen([sys.executable, "-m", "scoop", "-n", str(n),
                                  str(path), *args], cwd=folder, env=env, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,

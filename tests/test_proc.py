@@ -176,3 +176,23 @@ def test_sandbox_marker_scan_without_proc(monkeypatch: pytest.MonkeyPatch) -> No
     finally:
         child.kill()
         child.wait()
+
+
+def test_scoop_shim_restores_load_module_where_python_removed_it(tmp_path: Path) -> None:
+    """Python 3.15 drops SourceFileLoader.load_module(), which SCOOP 0.7's workers call."""
+    program = tmp_path / "learner_program.py"
+    program.write_text("ANSWER = 42\n")
+    code = (
+        "import importlib.machinery as m\n"
+        "for cls in m.SourceFileLoader.__mro__:\n"
+        "    if 'load_module' in vars(cls):\n"
+        "        delattr(cls, 'load_module')\n"
+        "assert not hasattr(m.SourceFileLoader, 'load_module')\n"
+        f"exec({distributed._SCOOP_SITECUSTOMIZE!r})\n"
+        f"module = m.SourceFileLoader('learner_program', {str(program)!r}).load_module()\n"
+        "import sys\n"
+        "print(module.ANSWER, sys.modules['learner_program'] is module)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["42", "True"]
