@@ -5,7 +5,9 @@ release step (``nbgrader generate_assignment``) happens before the clock
 starts, as it does once per assignment for a class. The throughput figure
 uses chapter 1's first notebook as the assignment (20 submissions of a whole
 chapter would take a quarter of an hour); the overhead figure grades one
-whole chapter-1 submission (its three notebooks).
+whole chapter-1 submission (its three notebooks). The cluster figures grade
+the throughput course on a Dask ``LocalCluster`` of single-thread worker
+processes on 127.0.0.1 (started before the clock, as a class's cluster is).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import nbformat
@@ -39,9 +43,9 @@ def _course(root: Path, students: int, notebooks: tuple[str, ...] = (NOTEBOOK,))
         if not source.is_file():
             raise Skip(f"{source} is missing")
         shutil.copy(source, course / "source" / ASSIGNMENT / name)
-    from graders.grade import _db_url, _generate
+    from graders.grade import prepare_assignment
 
-    _generate(course, _db_url(course), ASSIGNMENT)
+    prepare_assignment(course, ASSIGNMENT)
     for name in notebooks:
         released = nbformat.read(course / "release" / ASSIGNMENT / name, as_version=4)
         reference = nbformat.read(SOURCE_DIR / ASSIGNMENT / name, as_version=4)
@@ -127,3 +131,72 @@ def grade_overhead_ratio() -> Result:
     ratio = statistics.median(graded) / statistics.median(bare)
     return Result(ratio, "x", f"median graded {statistics.median(graded):.2f} s, bare "
                               f"{statistics.median(bare):.2f} s (3 runs each; {sys.platform})")
+
+
+# ---------------------------------------------------------------- on a Dask cluster
+
+OVERHEAD_SUBMISSIONS = 6
+
+
+@contextmanager
+def _dask_workers(n_workers: int) -> Iterator[str]:
+    """A scheduler and ``n_workers`` single-thread worker processes on 127.0.0.1; yields its address."""
+    try:
+        import distributed
+    except ImportError:
+        raise Skip("Dask is not installed (pip install -e '.[distributed]')") from None
+    import logging
+
+    with tempfile.TemporaryDirectory(prefix="bench-dask-") as scratch:
+        cluster = distributed.LocalCluster(
+            n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+            scheduler_port=0, dashboard_address=None, local_directory=scratch,
+            silence_logs=logging.ERROR)
+        try:
+            yield str(cluster.scheduler_address)
+        finally:
+            cluster.close(timeout=30)
+
+
+def _cluster_grade(course: Path, address: str) -> float:
+    from graders.cluster import grade_on_cluster
+
+    start = time.perf_counter()
+    rows = grade_on_cluster(course, address, assignment=ASSIGNMENT)
+    elapsed = time.perf_counter() - start
+    bad = [r for r in rows if r.status != "graded" or r.score != r.max_score]
+    if bad:
+        raise Skip(f"the grader on Dask did not give full marks to a reference answer: {bad[0]}")
+    return elapsed
+
+
+def _local_and_cluster(submissions: int, workers: int) -> tuple[float, float]:
+    """Seconds to grade ``submissions`` here with --workers 1, and on ``workers`` Dask workers."""
+    with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp:
+        here = _course(Path(tmp) / "here", submissions)
+        there = _course(Path(tmp) / "there", submissions)
+        local = _course_grade(here, workers=1)
+        with _dask_workers(workers) as address:
+            remote = _cluster_grade(there, address)
+    return local, remote
+
+
+@figure("grade_cluster_ratio", ">= 1.6",
+        f"{SUBMISSIONS} submissions: python -m graders grade --workers 1 / the same on 2 single-thread "
+        "Dask workers (--scheduler)")
+def grade_cluster_ratio() -> Result:
+    from graders.grade import usable_cores
+
+    local, remote = _local_and_cluster(SUBMISSIONS, 2)
+    return Result(local / remote, "x", f"local --workers 1 {local:.1f} s, 2 Dask workers {remote:.1f} s; "
+                                       f"{usable_cores()} usable core(s) on this machine")
+
+
+@figure("grade_cluster_overhead_s", "<= 1.0",
+        f"{OVERHEAD_SUBMISSIONS} submissions on 1 single-thread Dask worker minus --workers 1 here, "
+        "per submission (shipping the files, the worker's folder, the round trips)")
+def grade_cluster_overhead_s() -> Result:
+    local, remote = _local_and_cluster(OVERHEAD_SUBMISSIONS, 1)
+    added = (remote - local) / OVERHEAD_SUBMISSIONS
+    return Result(added, "s", f"local {local:.1f} s, 1 Dask worker {remote:.1f} s "
+                              f"for {OVERHEAD_SUBMISSIONS} submissions")

@@ -768,14 +768,26 @@ def pyro_nameserver(*, host: str = HOST) -> Iterator[Any]:
 
 @contextlib.contextmanager
 def pyro_daemon(objects: Mapping[str, object], *, nameserver: Any = None,
-                host: str = HOST) -> Iterator[dict[str, Any]]:
+                host: str = HOST, servertype: str | None = None) -> Iterator[dict[str, Any]]:
     """Serve ``objects`` (name -> object or class) with a Pyro5 daemon in a thread.
 
     Yields ``{name: uri}``; with ``nameserver`` (a URI) each name is also
-    registered there and removed again at the end.
+    registered there and removed again at the end. ``servertype`` picks Pyro5's
+    server: ``"thread"`` (a pool of threads: concurrent calls run at once) or
+    ``"multiplex"`` (one thread: calls run one at a time); None keeps
+    ``Pyro5.config.SERVERTYPE`` ("thread" unless you changed it).
     """
+    if servertype not in (None, "thread", "multiplex"):
+        raise ValueError(f"servertype must be 'thread' or 'multiplex', not {servertype!r}")
     api = _import("Pyro5.api")
-    daemon = api.Daemon(host=host, port=0)
+    config = _import("Pyro5").config
+    previous = config.SERVERTYPE
+    if servertype is not None:
+        config.SERVERTYPE = servertype   # read once, when the daemon is made
+    try:
+        daemon = api.Daemon(host=host, port=0)
+    finally:
+        config.SERVERTYPE = previous
     uris = {name: daemon.register(obj, objectId=name) for name, obj in objects.items()}
     thread = threading.Thread(target=daemon.requestLoop, name="pyro-daemon", daemon=True)
     thread.start()

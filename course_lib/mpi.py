@@ -871,7 +871,9 @@ class TraceEvent:
 
     ``kind`` is "send", "recv", "sendrecv" (blocking), "isend"/"irecv" (a
     non-blocking post, which returns at once), "wait" (completing a request;
-    ``request`` is the id of its post) or "collective". Ranks are
+    ``request`` is the id of its post), "collective" (``send_nbytes``: what this
+    rank passed in, ``recv_nbytes``: what it got back, pickled size or buffer
+    size) or "topology" (``Create_cart``, ``Shift``). Ranks are
     ``MPI.COMM_WORLD`` ranks; ``dest``/``source`` are None where there is no
     peer (or ``MPI.PROC_NULL``). ``end`` is None for a call that never returned.
     """
@@ -1292,11 +1294,25 @@ class _TracingComm:
                            k: dict[str, Any]) -> Any:
         position = _COLLECTIVES[op]
         root = None if position is None else self._course_peer(_arg(a, k, position, "root", 0))
-        eid = self._course_rec.begin(op, "collective", root=root)
+        upper = op[0].isupper()
+        first = {"bcast": "obj", "Bcast": "buf"}.get(op, "sendbuf" if upper else "sendobj")
+        sent = None if op in ("barrier", "Barrier") else _nbytes(_arg(a, k, 0, first, None), upper)
+        eid = self._course_rec.begin(op, "collective", root=root, send_nbytes=sent)
         try:
-            return fn(*a, **k)
-        finally:
+            result = fn(*a, **k)
+        except BaseException:
             self._course_rec.end(eid)
+            raise
+        # What this rank got back: the pickled result, or the receiving buffer.
+        if op in ("barrier", "Barrier"):
+            received = None
+        elif not upper:
+            received = _nbytes(result, False)
+        else:
+            received = _nbytes(_arg(a, k, 0, "buf", None) if op == "Bcast"
+                               else _arg(a, k, 1, "recvbuf", None), True)
+        self._course_rec.end(eid, recv_nbytes=received)
+        return result
 
     def _course_wrap(self, comm: Any) -> Any:
         mpi: Any = importlib.import_module("mpi4py.MPI")
@@ -1315,7 +1331,19 @@ class _TracingComm:
 
     # Communicators made from a traced one are traced too.
     def Create_cart(self, *a: Any, **k: Any) -> Any:
-        return self._course_wrap(super().Create_cart(*a, **k))  # type: ignore[misc]
+        eid = self._course_rec.begin("Create_cart", "topology")
+        try:
+            return self._course_wrap(super().Create_cart(*a, **k))  # type: ignore[misc]
+        finally:
+            self._course_rec.end(eid)
+
+    def Shift(self, *a: Any, **k: Any) -> Any:
+        """``Shift`` of a Cartesian communicator, recorded (kind "topology")."""
+        eid = self._course_rec.begin("Shift", "topology")
+        try:
+            return super().Shift(*a, **k)  # type: ignore[misc]
+        finally:
+            self._course_rec.end(eid)
 
     def Dup(self, *a: Any, **k: Any) -> Any:
         return self._course_wrap(super().Dup(*a, **k))  # type: ignore[misc]

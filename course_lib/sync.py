@@ -610,9 +610,10 @@ class TracedLock:
         """Release the wrapped lock and record the "holding" span."""
         stack = self._held_since()
         since = stack.pop() if stack else None
+        until = self._clock()  # read before letting go: two "holding" spans never overlap
         self._lock.release()
         if since is not None:
-            self._tracer.record(f"holding {self.name}", since, self._clock(), worker=_lane())
+            self._tracer.record(f"holding {self.name}", since, until, worker=_lane())
 
     def locked(self) -> bool:
         """Whether the wrapped lock is held (when the lock can tell)."""

@@ -1,5 +1,8 @@
 """Command line: ``python -m graders release|check|grade``.
 
+``grade --scheduler ADDRESS`` (or ``COURSE_DASK_SCHEDULER``) grades on the
+workers of a running Dask scheduler (``graders.cluster``).
+
 Bad input (a missing path, a file that is not a notebook, invalid JSON, a
 notebook of another assignment) gets one line on stderr and exit status 2,
 and nothing is written.
@@ -55,6 +58,13 @@ def _parser() -> argparse.ArgumentParser:
                        help="processes and threads a submission may run at once (default 512)")
     grade.add_argument("--budget", type=_positive_int, default=1800, metavar="S",
                        help="seconds a whole notebook may run (default 1800)")
+    where = grade.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                       help="grade on the workers of this running Dask scheduler, e.g. tcp://host:8786 "
+                            "(default: COURSE_DASK_SCHEDULER if set; see deploy/dask/README.md); "
+                            "--workers is then the number of submissions sent at once")
+    where.add_argument("--local", action="store_true",
+                       help="grade on this machine even if COURSE_DASK_SCHEDULER is set")
     return parser
 
 
@@ -87,18 +97,27 @@ def _grade(args: argparse.Namespace) -> int:
     from .grade import grade_course
     from .report import GradingProgress, summary_table
 
+    options = dict(assignment=args.assignment, cell_timeout=args.cell_timeout, memory_mb=args.memory_mb,
+                   max_processes=args.max_processes, notebook_budget=args.budget)
+    scheduler = None
+    if not args.local:
+        from .cluster import scheduler_address
+
+        scheduler = scheduler_address(args.scheduler)
     with GradingProgress(sys.stderr) as bar:
-        rows = grade_course(
-            args.course_dir,
-            assignment=args.assignment,
-            workers=args.workers,
-            cell_timeout=args.cell_timeout,
-            memory_mb=args.memory_mb,
-            max_processes=args.max_processes,
-            notebook_budget=args.budget,
-            progress=bar.update,
-            on_start=bar.start,
-        )
+        if scheduler:
+            from .cluster import grade_on_cluster
+
+            def connected(info: dict[str, dict[str, object]]) -> None:
+                kinds = sorted({str(item["isolation"]) for item in info.values()})
+                print(f"Dask scheduler {scheduler}: {len(info)} worker(s); their sandbox: {'; '.join(kinds)}",
+                      file=sys.stderr, flush=True)
+
+            rows = grade_on_cluster(args.course_dir, scheduler, in_flight=args.workers, on_connect=connected,
+                                    progress=bar.update, on_start=bar.start, **options)
+        else:
+            rows = grade_course(args.course_dir, workers=args.workers, progress=bar.update,
+                                on_start=bar.start, **options)
     print(summary_table(rows))
     print(f"Grades in {args.course_dir / 'grades.csv'}; details in {args.course_dir / 'grades-detail.csv'}")
     return 0

@@ -6,14 +6,28 @@
 - :func:`assert_called`: fail with advice unless one of the named methods was used.
 - :func:`assert_ran_on`: the workers that reported doing the work are real
   workers of the cluster, and at least ``at_least`` of them took part.
+- :func:`watch_processes` / :func:`assert_joined`: the processes an answer started
+  through ``course_lib.mp_context()``, and whether each one was joined.
+- :func:`dask_task_records` / :func:`assert_dask_tasks`: the tasks the Dask
+  scheduler ran (its task stream), not what the answer says it did.
+- :func:`hub_task_records` / :func:`assert_hub_engines` / :func:`results_of_type`:
+  the tasks the ipyparallel hub recorded, with their engines and results.
+- :func:`call_concurrently`: many threads, each with its own proxy, calling a
+  remote method at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-__all__ = ["CallRecorder", "assert_called", "assert_ran_on"]
+__all__ = ["CallRecorder", "ProcessWatch", "assert_called", "assert_dask_tasks",
+           "assert_hub_engines", "assert_joined", "assert_ran_on", "call_concurrently",
+           "dask_task_records", "hub_task_records", "results_of_type", "watch_processes"]
 
 
 class CallRecorder:
@@ -79,3 +93,225 @@ def assert_ran_on(labels: Iterable[object], allowed: Iterable[object], at_least:
         raise AssertionError(
             f"{prefix}{len(distinct)} worker(s) did the work ({names}), expected at least "
             f"{at_least}. {hint or 'Spread the tasks over the workers (a load-balanced view, map)'}")
+
+
+# ------------------------------------------------------------------ processes a farm starts
+
+
+class ProcessWatch:
+    """The processes started through a patched ``course_lib.mp_context()``, and which were joined.
+
+    A process counts as joined once a ``join()`` on it returned with the process
+    finished (``exitcode`` set). ``unjoined()`` lists the others.
+    """
+
+    def __init__(self) -> None:
+        self.started: list[Any] = []
+        self.joined: set[int] = set()
+
+    def unjoined(self) -> list[Any]:
+        return [p for p in self.started if id(p) not in self.joined]
+
+
+class _WatchedContext:
+    def __init__(self, context: Any, watch: ProcessWatch) -> None:
+        self._context = context
+        base = context.Process
+
+        class Process(base):  # type: ignore[misc,valid-type]
+            def start(self) -> None:
+                watch.started.append(self)
+                super().start()
+
+            def join(self, timeout: float | None = None) -> None:
+                super().join(timeout)
+                if self.exitcode is not None:
+                    watch.joined.add(id(self))
+
+        Process.__name__ = base.__name__
+        self.Process = Process
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+
+@contextlib.contextmanager
+def watch_processes(module: Any = None) -> Iterator[ProcessWatch]:
+    """Within the block, ``module.mp_context()`` (default: ``course_lib``) hands out a context
+    whose processes are recorded, with their joins."""
+    if module is None:
+        import course_lib as module
+    watch = ProcessWatch()
+    real = module.mp_context
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        return _WatchedContext(real(*args, **kwargs), watch)
+
+    module.mp_context = watched
+    try:
+        yield watch
+    finally:
+        module.mp_context = real
+
+
+def assert_joined(watch: ProcessWatch, started: int | None = None, what: str = "",
+                  hint: str = "") -> None:
+    """``started`` processes (when given) were started through the watched context, and every
+    one of them was joined before the block's code returned."""
+    prefix = f"{what}: " if what else ""
+    if started is not None and len(watch.started) != started:
+        raise AssertionError(
+            f"{prefix}{len(watch.started)} process(es) were started with course_lib.mp_context(), "
+            f"expected {started}. {hint or 'start the workers from course_lib.mp_context()'}")
+    missing = watch.unjoined()
+    if missing:
+        names = ", ".join(sorted(str(p.name) for p in missing))
+        raise AssertionError(
+            f"{prefix}{len(missing)} worker process(es) were never joined ({names}). "
+            f"{hint or 'join() every process you start, after the work is done, before returning'}")
+
+
+# ------------------------------------------------------------------ scheduler and hub records
+
+
+@contextlib.contextmanager
+def dask_task_records(client: Any) -> Iterator[list[dict[str, Any]]]:
+    """Every task the Dask scheduler ran during the block (its task stream): a list of dicts
+    with ``key``, ``prefix`` (the function's name, from the key) and ``worker``; filled at exit."""
+    from dask.utils import key_split
+    from distributed import get_task_stream
+
+    records: list[dict[str, Any]] = []
+    with get_task_stream(client) as stream:
+        yield records
+    for entry in stream.data:
+        records.append({"key": str(entry["key"]), "prefix": key_split(entry["key"]),
+                        "worker": entry.get("worker"), "status": entry.get("status")})
+
+
+def assert_dask_tasks(records: Iterable[dict[str, Any]], prefix: str, at_least: int, *,
+                      workers: int = 1, what: str = "", hint: str = "") -> None:
+    """The scheduler ran at least ``at_least`` tasks of function ``prefix``, on at least
+    ``workers`` distinct workers."""
+    mine = [r for r in records if r["prefix"] == prefix]
+    prefix_text = f"{what}: " if what else ""
+    if len(mine) < at_least:
+        seen = Counter(r["prefix"] for r in records)
+        listed = ", ".join(f"{name} x{count}" for name, count in sorted(seen.items())) or "none"
+        raise AssertionError(
+            f"{prefix_text}the Dask scheduler ran {len(mine)} {prefix} task(s), expected at least "
+            f"{at_least} (tasks it ran: {listed}). "
+            f"{hint or f'submit {prefix} to the cluster instead of calling it here'}")
+    used = {r["worker"] for r in mine}
+    if len(used) < workers:
+        raise AssertionError(
+            f"{prefix_text}{prefix} ran on {len(used)} worker(s), expected at least {workers}. "
+            f"{hint or 'send the tasks to the cluster so that its workers share them'}")
+
+
+@contextlib.contextmanager
+def hub_task_records(client: Any, timeout: float = 10.0) -> Iterator[list[dict[str, Any]]]:
+    """The tasks the ipyparallel hub recorded during the block: dicts with ``msg_id``,
+    ``engine`` (the engine id that ran it), ``completed``, ``result`` (deserialised) and
+    ``error`` (the remote exception's name, or None); filled at exit."""
+    from ipyparallel.serialize import deserialize_object
+
+    before = set(client.hub_history())
+    records: list[dict[str, Any]] = []
+    yield records
+    new = [m for m in client.hub_history() if m not in before]
+    if not new:
+        return
+    engines = {uuid: eid for eid, uuid in client._engines.items()}
+    rows = client.db_query({"msg_id": {"$in": new}},
+                           keys=["msg_id", "engine_uuid", "completed", "result_buffers",
+                                 "result_content"])
+    for row in rows:
+        result = None
+        if row.get("result_buffers"):
+            try:
+                result, _ = deserialize_object(row["result_buffers"])
+            except Exception:  # noqa: BLE001 - a result we cannot read is just not evidence
+                result = None
+        content = row.get("result_content") or {}
+        records.append({"msg_id": row["msg_id"],
+                        "engine": engines.get(row.get("engine_uuid"), row.get("engine_uuid")),
+                        "completed": row.get("completed"), "result": result,
+                        "error": content.get("ename") if content.get("status") == "error" else None})
+
+
+def results_of_type(records: Iterable[dict[str, Any]], kind: type) -> list[Any]:
+    """Every value of type ``kind`` inside the records' results (lists and tuples are opened)."""
+    found: list[Any] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, kind):
+            found.append(value)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item)
+
+    for record in records:
+        walk(record.get("result"))
+    return found
+
+
+def assert_hub_engines(records: Iterable[dict[str, Any]], at_least: int, *, tasks: int = 1,
+                       what: str = "", hint: str = "") -> None:
+    """The hub recorded at least ``tasks`` tasks, run by at least ``at_least`` distinct engines."""
+    done = [r for r in records if r.get("engine") is not None]
+    prefix = f"{what}: " if what else ""
+    if len(done) < tasks:
+        raise AssertionError(
+            f"{prefix}the ipyparallel hub recorded {len(done)} task(s), expected at least {tasks}. "
+            f"{hint or 'send one task per item to the engines (view.map or apply_async)'}")
+    engines = {r["engine"] for r in done}
+    if len(engines) < at_least:
+        raise AssertionError(
+            f"{prefix}the hub's records show {len(engines)} engine(s) at work, expected at least "
+            f"{at_least}. {hint or 'use a load-balanced view so that every engine takes tasks'}")
+
+
+# ------------------------------------------------------------------ concurrent callers
+
+
+def call_concurrently(make_caller: Callable[[], Any], method: str,
+                      args_per_thread: Sequence[Sequence[Any]], timeout: float = 30.0) -> list[Any]:
+    """Start one thread per entry of ``args_per_thread``; each makes its own caller (a proxy)
+    with ``make_caller()`` and calls ``caller.<method>(arg)`` for each of its args, all threads
+    released together. Returns every answer; raises AssertionError on an error or a hang."""
+    barrier = threading.Barrier(len(args_per_thread))
+    answers: list[Any] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def run(args: Sequence[Any]) -> None:
+        try:
+            caller = make_caller()
+            try:
+                barrier.wait(timeout)
+                for arg in args:
+                    value = getattr(caller, method)(arg)
+                    with lock:
+                        answers.append(value)
+            finally:
+                close = getattr(caller, "_pyroRelease", None) or getattr(caller, "close", None)
+                if close is not None:
+                    close()
+        except Exception as error:  # noqa: BLE001 - reported below
+            with lock:
+                errors.append(f"{type(error).__name__}: {error}")
+
+    threads = [threading.Thread(target=run, args=(args,), name=f"caller-{i}", daemon=True)
+               for i, args in enumerate(args_per_thread)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    if any(thread.is_alive() for thread in threads):
+        raise AssertionError(f"calls to {method} from {len(threads)} threads did not finish within "
+                             f"{timeout:g} s: is a lock never released?")
+    if errors:
+        raise AssertionError(f"calls to {method} failed: {errors[0]}")
+    return answers

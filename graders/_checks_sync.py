@@ -10,6 +10,13 @@
 - :func:`run_in_threads`: run calls in threads that start at the same moment.
 - :func:`wait_until_waiting`: wait until threads are blocked in ``Condition.wait``.
 - :func:`assert_exclusive`: no two workers of a group ran a span at the same time.
+- :func:`assert_concurrent_workers`: the workers were busy at the same time (their
+  active periods overlapped), so they were not run one after another.
+- :func:`assert_lock_order`: every thread took its locks in one global order
+  (from ``TracedLock`` spans).
+- :func:`assert_phases`: spans named "phase k" never crossed a phase boundary
+  (a barrier), and every worker ran the same phases.
+- :func:`abort_barriers`: break every ``threading.Barrier`` (frees threads stuck at one).
 
 Nothing here imports :mod:`graders.checks` at module level (it imports us).
 """
@@ -22,7 +29,11 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 __all__ = [
+    "abort_barriers",
+    "assert_concurrent_workers",
     "assert_exclusive",
+    "assert_lock_order",
+    "assert_phases",
     "finishes_without_deadlock",
     "run_in_threads",
     "wait_until_waiting",
@@ -305,3 +316,149 @@ def assert_exclusive(
                     "it uses it",
                 )
             running.append(span)
+
+
+def _items(spans: Iterable[Any] | Any, name: str | None = None) -> list[Any]:
+    return [s for s in getattr(spans, "spans", spans) if name is None or s.name == name]
+
+
+def assert_concurrent_workers(
+    spans: Iterable[Any] | Any,
+    at_least: int = 2,
+    *,
+    name: str | None = None,
+    what: str = "",
+    hint: str = "",
+) -> None:
+    """Fail unless ``at_least`` workers were active at one instant.
+
+    A worker's active period runs from the start of its first span (called
+    ``name``, if given) to the end of its last one.  Workers started and joined
+    one at a time have periods that follow each other and never overlap.
+    """
+    if at_least < 1:
+        raise ValueError("at_least must be >= 1")
+    periods: dict[str, list[float]] = {}
+    for span in _items(spans, name):
+        lo_hi = periods.setdefault(span.worker, [span.start, span.end])
+        lo_hi[0] = min(lo_hi[0], span.start)
+        lo_hi[1] = max(lo_hi[1], span.end)
+    events = sorted([(lo, 1) for lo, hi in periods.values() if hi > lo]
+                    + [(hi, -1) for lo, hi in periods.values() if hi > lo])
+    running = best = 0
+    for _, step in events:  # an end (-1) sorts before a start (+1) at the same instant
+        running += step
+        best = max(best, running)
+    if best < at_least:
+        raise _fail(
+            what or "workers at the same time",
+            f"at most {best} of {len(periods)} worker(s) were active at one instant, expected at "
+            f"least {at_least}",
+            hint or "Start all the workers first, and only then join them: start() then join() "
+            "inside one loop runs them one after another",
+        )
+
+
+def assert_lock_order(
+    spans: Iterable[Any] | Any,
+    key: Callable[[str], Any],
+    *,
+    what: str = "",
+    hint: str = "",
+) -> None:
+    """Fail if a thread took a lock while holding one that comes later in the order ``key``.
+
+    Reads the "holding NAME" spans that :class:`course_lib.sync.TracedLock`
+    records: when one thread's "holding Y" span starts inside its "holding X"
+    span, the thread took Y while holding X, so ``key(X) < key(Y)`` must hold.
+    ``key`` maps a lock's name to its rank (for example the account id).
+    """
+    held: dict[str, list[tuple[float, float, str]]] = {}
+    for span in _items(spans):
+        if span.name.startswith("holding "):
+            lane = f"{getattr(span, 'pid', '')}/{span.worker}"
+            held.setdefault(lane, []).append((span.start, span.end, span.name[len("holding "):]))
+    for lane, mine in held.items():
+        mine.sort()
+        for i, (_start, end, outer) in enumerate(mine):
+            for start2, _end2, inner in mine[i + 1:]:
+                if start2 >= end:
+                    break
+                if inner != outer and not key(outer) < key(inner):
+                    raise _fail(
+                        what or "lock order",
+                        f"{lane.split('/', 1)[1]} took {inner!r} while holding {outer!r}",
+                        hint or "Take the locks in one global order (here: the smaller id first), "
+                        "in every function that takes more than one",
+                    )
+
+
+def assert_phases(
+    spans: Iterable[Any] | Any,
+    *,
+    workers: Iterable[str] | None = None,
+    prefix: str = "phase ",
+    what: str = "",
+    hint: str = "",
+) -> int:
+    """Check phased work; return the number of phases that ran.
+
+    Spans named ``prefix + str(k)`` belong to phase k.  Fails if a span of a
+    later phase started before a span of an earlier phase had ended (no
+    barrier between the phases), or if some worker ran a phase that another
+    worker skipped (the workers did not agree when to stop).  ``workers``
+    names every worker that should have run (by default: those that did).
+    """
+    phases: dict[int, list[Any]] = {}
+    for span in _items(spans):
+        if span.name.startswith(prefix):
+            try:
+                phases.setdefault(int(span.name[len(prefix):]), []).append(span)
+            except ValueError:
+                continue
+    if not phases:
+        return 0
+    everyone = set(workers) if workers is not None else set()
+    everyone |= {s.worker for group in phases.values() for s in group}
+    for k in sorted(phases):
+        ran = {s.worker for s in phases[k]}
+        if ran != everyone:
+            missing = ", ".join(sorted(everyone - ran))
+            raise _fail(what or "phases", f"phase {k} was not run by {missing}",
+                        hint or "Every worker must run every phase: decide once per phase, for all "
+                        "workers together, whether to stop (for example in the barrier's action=), "
+                        "not in each worker on its own")
+    order = sorted(phases)
+    if order != list(range(len(order))):
+        raise _fail(what or "phases", f"the phases that ran are {order}, expected 0, 1, 2, ...")
+    for k in order[:-1]:
+        last_end = max(s.end for s in phases[k])
+        first_next = min(phases[k + 1], key=lambda s: s.start)
+        if first_next.start < last_end:
+            late = max(phases[k], key=lambda s: s.end)
+            raise _fail(
+                what or "phases",
+                f"{first_next.worker} began phase {k + 1} before {late.worker} had finished phase {k}",
+                hint or "Wait at a barrier after every phase: nobody may start phase k + 1 before "
+                "everybody has finished phase k",
+            )
+    return len(order)
+
+
+def abort_barriers() -> int:
+    """Abort every ``threading.Barrier`` that is alive; return how many.
+
+    Used as the ``release`` of :func:`finishes_without_deadlock`: threads stuck
+    in ``barrier.wait()`` then raise ``BrokenBarrierError`` and can end.
+    """
+    import gc
+
+    count = 0
+    for obj in gc.get_objects():
+        if type(obj) is threading.Barrier:
+            try:
+                obj.abort()
+                count += 1
+            except Exception:  # noqa: BLE001 - best effort
+                continue
+    return count

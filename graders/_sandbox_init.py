@@ -5,7 +5,9 @@ kernel allows, enters new PID, mount and network namespaces: it forks the
 namespace's init, which mounts a private ``/proc``, ``/tmp`` and ``/dev/shm``,
 brings up a loopback-only network, runs the payload and reaps orphans. When
 the payload ends, init ends, and the kernel kills every process left in the
-namespace, including those that called ``setsid`` or forked twice. Without
+namespace, including those that called ``setsid`` or forked twice. Both it
+and init die with their parent (``PR_SET_PDEATHSIG``), so a grader or Dask
+worker killed mid-run takes its sandbox with it. Without
 namespaces it simply becomes the payload (the grader then tracks processes by
 the marker in their environment).
 
@@ -21,6 +23,7 @@ import fcntl
 import json
 import os
 import resource
+import signal
 import socket
 import struct
 import sys
@@ -32,6 +35,7 @@ CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 8, 4096, 16384, 1 << 18
 SETUP_FAILED = 90
+PR_SET_PDEATHSIG = 1
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -57,6 +61,12 @@ def loopback_up() -> None:
         ifreq = struct.pack("16sH14x", b"lo", 0)
         flags = struct.unpack("16sH14x", fcntl.ioctl(sock, 0x8913, ifreq))[1]
         fcntl.ioctl(sock, 0x8914, struct.pack("16sH14x", b"lo", flags | 0x1))
+
+
+def die_with_parent() -> None:
+    """Be killed with the process that started this one (a grading worker killed mid-run)."""
+    if sys.platform.startswith("linux"):
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def enter_namespaces(config: dict[str, Any]) -> None:
@@ -139,6 +149,9 @@ def run_as_init(argv: list[str], env: dict[str, str]) -> int:
 
 def main(argv: list[str]) -> int:
     config = json.loads(argv[0])
+    die_with_parent()
+    if os.getppid() != config.get("parent", os.getppid()):  # the grader died before we could follow it
+        return SETUP_FAILED
     payload = list(config["argv"])
     env = dict(os.environ)
     try:
@@ -155,6 +168,7 @@ def main(argv: list[str]) -> int:
     if init == 0:  # pragma: no cover - the namespace's PID 1
         code = SETUP_FAILED
         try:
+            die_with_parent()  # its death ends every process in the namespace
             setup_inside(config)
             code = run_as_init(payload, env)
         except OSError as exc:

@@ -413,13 +413,27 @@ def quiet(what: str = "") -> Iterator[None]:
 
 # Chapter-specific helpers live in their own modules; test cells import them from here.
 # (Imported last: those modules may import from this one inside their functions.)
-from graders import _checks_asyncio, _checks_distributed, _checks_processes, _checks_sync  # noqa: E402
-from graders import _checks_debugging  # noqa: E402
+from graders import (  # noqa: E402
+    _checks_asyncio,
+    _checks_debugging,
+    _checks_distributed,
+    _checks_gpu,
+    _checks_mpi,
+    _checks_processes,
+    _checks_sync,
+    _checks_threads,
+)
 from graders._checks_asyncio import *  # noqa: E402,F403
+from graders._checks_debugging import *  # noqa: E402,F403
 from graders._checks_distributed import *  # noqa: E402,F403
+from graders._checks_gpu import *  # noqa: E402,F403
+from graders._checks_mpi import *  # noqa: E402,F403
 from graders._checks_processes import *  # noqa: E402,F403
 from graders._checks_sync import *  # noqa: E402,F403
+from graders._checks_threads import *  # noqa: E402,F403
 
-__all__ += _checks_processes.__all__ + _checks_sync.__all__ + _checks_asyncio.__all__ + _checks_distributed.__all__
-from graders._checks_debugging import *  # noqa: E402,F403
-__all__ += _checks_debugging.__all__
+__all__ += (
+    _checks_processes.__all__ + _checks_sync.__all__ + _checks_asyncio.__all__
+    + _checks_distributed.__all__ + _checks_threads.__all__ + _checks_mpi.__all__
+    + _checks_gpu.__all__ + _checks_debugging.__all__
+)

@@ -18,6 +18,12 @@ work on the result. What it does differently from ``nbgrader autograde``:
   points; an error does;
 - each submission gets a status (``STATUSES``) and a detail in
   ``grades.csv`` and in the returned rows.
+
+Like nbgrader, it ignores notebooks that are not part of the assignment
+(named in the detail), reads any nbformat version, copies ``timestamp.txt``
+and ``submission_secret.txt`` into ``autograded/`` (feedback needs them) and
+leaves graded cells a notebook no longer has (deleted, metadata stripped) to
+manual grading.
 """
 
 from __future__ import annotations
@@ -42,12 +48,13 @@ import nbformat
 from nbformat import NotebookNode
 
 from ._run import last_error, run_nbgrader
-from .notebooks import UsageError, read_notebook
+from .notebooks import UsageError, nbgrader_meta, read_notebook
 from .report import write_detail_csv
 from .sandbox import Isolation, Limits, Sandbox, detect_isolation
 from .tamper import ReleasedCell, ReleasedNotebook, inspect_submission, names_bound
 
-__all__ = ["GradeRow", "grade_course", "write_grades_csv", "CSV_COLUMNS", "STATUSES", "usable_cores"]
+__all__ = ["GradeRow", "grade_course", "write_grades_csv", "CSV_COLUMNS", "STATUSES", "usable_cores",
+           "RunSettings", "SubmissionJob", "Runner", "stage_inputs", "run_staged", "not_run", "prepare_assignment"]
 
 CSV_COLUMNS = ["student_id", "assignment", "score", "max_score", "status"]
 STATUSES = ("graded", "timeout", "kernel-died", "memory-limit", "invalid-notebook", "tampered", "error")
@@ -55,6 +62,9 @@ STATUSES = ("graded", "timeout", "kernel-died", "memory-limit", "invalid-noteboo
 _PRIORITY = ("invalid-notebook", "tampered", "memory-limit", "kernel-died", "timeout", "error", "graded")
 _STATE_FILE = ".graders-release.json"
 _MAX_OUTPUT_CHARS = 200_000
+# nbgrader's exchange files of a submission: kept out of the sandbox, copied as they are into
+# autograded/ (generate_feedback carries them to feedback/, release_feedback reads them).
+_SUBMISSION_FILES = ("timestamp.txt", "submission_secret.txt")
 # nbgrader's preprocessors log what the grader reports itself (restored cells...).
 _QUIET = logging.getLogger("graders.nbgrader")
 _QUIET.setLevel(logging.ERROR)
@@ -71,6 +81,8 @@ class GradeRow:
     detail: str = ""
     cell_scores: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    # Grade ids the formgrader asks a person to grade (answers, deleted or unreadable tests).
+    needs_manual: list[str] = field(default_factory=list)
 
     def csv_row(self) -> list[str]:
         return [self.student_id, self.assignment, f"{self.score:g}", f"{self.max_score:g}", self.status]
@@ -205,6 +217,7 @@ class _Context:
     lock: threading.Lock
     ignore: list[str]
     released: dict[str, dict[str, ReleasedNotebook]] = field(default_factory=dict)
+    runner: Runner | None = None
 
 
 @dataclass
@@ -252,12 +265,17 @@ def _timestamp(folder: Path) -> Any:
 
 
 def _copy_files(src: Path, dest: Path, ignore: list[str]) -> None:
+    """Copy the files of ``src`` except notebooks, ignored names and ``_SUBMISSION_FILES``.
+
+    The submission files never enter the sandbox (a submission cannot alter
+    them); ``_grade_one`` copies the submitted ones straight into ``autograded/``.
+    """
     if not src.is_dir():
         return
     for path in src.rglob("*"):
         rel = path.relative_to(src)
         if path.suffix == ".ipynb" or any(rel.match(p) or any(part == p for part in rel.parts)
-                                          for p in ignore) or path.name == "timestamp.txt":
+                                          for p in ignore) or rel.as_posix() in _SUBMISSION_FILES:
             continue
         target = dest / rel
         if path.is_dir():
@@ -267,11 +285,83 @@ def _copy_files(src: Path, dest: Path, ignore: list[str]) -> None:
             shutil.copyfile(path, target)
 
 
-def _execute(ctx: _Context, workdir: Path, nb_path: Path, released: ReleasedNotebook,
+# ---------------------------------------------------------------- the sandbox phase (hook)
+# Running a submission's notebooks needs no gradebook and no course folder: only the
+# sanitised notebooks, the files staged next to them, and the settings below. Local
+# grading runs it in this process (``_run_here``); graders.cluster runs it on a Dask
+# worker (graders.worker) and the coordinator keeps every gradebook and file write.
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The limits a submission runs under, wherever it runs."""
+
+    cell_timeout: int
+    budget: float
+    limits: Limits
+    isolation: Isolation
+    ignore: list[str]
+
+
+@dataclass
+class SubmissionJob:
+    """One submission's notebooks (sanitised, graded in place) and the names its answers bind."""
+
+    assignment: str
+    student: str
+    notebooks: dict[str, NotebookNode]
+    student_names: dict[str, list[str]]
+
+
+# A runner executes a job: stages ``inputs`` (folders) under ``work_root``, runs the
+# notebooks, leaves the executed notebooks in ``job.notebooks`` and every other file for
+# autograded/ in ``work_root / "autograded"``, and returns (status hints, notes).
+Runner = Callable[[RunSettings, SubmissionJob, list[Path], Path], tuple[list[str], list[str]]]
+
+
+def stage_inputs(settings: RunSettings, inputs: list[Path], workdir: Path) -> None:
+    """Copy the files a submission runs with (not its notebooks) into ``workdir``."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    for folder in inputs:
+        _copy_files(folder, workdir, settings.ignore)
+
+
+def run_staged(settings: RunSettings, job: SubmissionJob, workdir: Path, built: Path) -> tuple[list[str], list[str]]:
+    """Run each notebook of ``job`` in its own sandbox in ``workdir``; files for autograded/ go to ``built``."""
+    hints: list[str] = []
+    notes: list[str] = []
+    for name, nb in job.notebooks.items():
+        nb_path = workdir / f"{name}.ipynb"
+        nbformat.write(nb, nb_path)
+        kernel = nb.metadata.get("kernelspec", {}).get("name", "python3")
+        run = _execute(settings, workdir, nb_path, job.student_names.get(name, []), kernel)
+        nb_hints, nb_notes = _apply_run(nb, run, settings.budget)
+        hints.extend(nb_hints)
+        notes.extend(f"{name}: {n}" for n in nb_notes)
+    built.mkdir(parents=True, exist_ok=True)
+    _copy_files(workdir, built, settings.ignore + [".runtime", "tmp", ".*"])
+    return hints, notes
+
+
+def _run_here(settings: RunSettings, job: SubmissionJob, inputs: list[Path],
+              work_root: Path) -> tuple[list[str], list[str]]:
+    workdir = work_root / job.assignment
+    stage_inputs(settings, inputs, workdir)
+    return run_staged(settings, job, workdir, work_root / "autograded")
+
+
+def not_run(nb: NotebookNode, reason: str) -> None:
+    """Mark every code cell of ``nb`` as not run, with ``reason`` (it then scores zero)."""
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [_not_run(reason)]
+            cell.execution_count = None
+
+
+def _execute(ctx: _Context | RunSettings, workdir: Path, nb_path: Path, student_names: list[str],
              kernel_name: str) -> _NotebookRun:
     progress = workdir / f".{nb_path.stem}.progress.jsonl"
     job = {"notebook": str(nb_path), "progress": str(progress), "cell_timeout": ctx.cell_timeout,
-           "kernel_name": kernel_name, "student_names": released.student_names}
+           "kernel_name": kernel_name, "student_names": student_names}
     job_path = workdir / f".{nb_path.stem}.job.json"
     job_path.write_text(json.dumps(job))
     # NBGRADER_EXECUTION as nbgrader sets it: notebooks may skip interactive widgets.
@@ -409,12 +499,14 @@ def _save_grades(ctx: _Context, nb: NotebookNode, resources: dict[str, Any],
     present = {cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") for cell in nb.cells}
     missing = [gid for gid, c in released.cells.items() if c.points is not None and gid not in present]
     if missing:
+        # A graded cell the notebook no longer has (deleted, or its metadata stripped) is left
+        # to the instructor, as nbgrader leaves it: no automatic score, flagged for manual grading.
         info = resources["nbgrader"]
         with Gradebook(ctx.db_url) as gb:
             for grade_id in missing:
                 grade = gb.find_grade(grade_id, info["notebook"], info["assignment"], info["student"])
-                grade.auto_score = 0
-                grade.needs_manual_grade = False
+                grade.auto_score = None
+                grade.needs_manual_grade = True
             gb.db.commit()
     return nb
 
@@ -433,6 +525,18 @@ def _scores(db_url: str, assignment: str, student: str) -> tuple[float, float, d
             for grade in notebook.grades:
                 cells[grade.name] = float(grade.score)
         return float(submission.score), max_score, cells
+
+
+def _needs_manual(db_url: str, assignment: str, student: str) -> list[str]:
+    """Grade ids of the submission that the formgrader flags for manual grading."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(db_url) as gb:
+        try:
+            submission = gb.find_submission(assignment, student)
+        except MissingEntry:
+            return []
+        return sorted(g.name for nb in submission.notebooks for g in nb.grades if g.needs_manual_grade)
 
 
 def _zero_submission(ctx: _Context, assignment: str, student: str, notebooks: list[str]) -> None:
@@ -472,14 +576,21 @@ def _grade_one(ctx: _Context, assignment: str, student: str) -> GradeRow:
     def finish(status: str, detail: str) -> GradeRow:
         with ctx.lock:
             score, max_score, cells = _scores(ctx.db_url, assignment, student)
+            manual = _needs_manual(ctx.db_url, assignment, student)
         if status == "invalid-notebook":
-            score = 0.0
+            score, manual = 0.0, []
         return GradeRow(student, assignment, score, max_score, status, detail, cells,
-                        time.monotonic() - started)
+                        time.monotonic() - started, manual)
 
-    # 1. Is it a submission of this assignment at all?
+    # 1. Is it a submission of this assignment at all? Notebooks the assignment does not have
+    #    ("p1 copy.ipynb", "Untitled.ipynb") are ignored, as nbgrader ignores them.
     notebooks: dict[str, NotebookNode] = {}
-    problem = "" if submitted else "no notebook submitted"
+    ignored = [p.name for p in submitted if p.stem not in released]
+    submitted = [p for p in submitted if p.stem in released]
+    problem = ""
+    if not submitted:
+        problem = "no notebook of the assignment submitted" + (
+            f" (found only {', '.join(ignored)})" if ignored else "")
     findings: list[str] = []
     for path in submitted:
         if problem:
@@ -488,9 +599,6 @@ def _grade_one(ctx: _Context, assignment: str, student: str) -> GradeRow:
             nb = read_notebook(path)
         except UsageError as exc:
             problem = str(exc)
-            break
-        if path.stem not in released:
-            problem = f"{path.name} is not a notebook of {assignment}"
             break
         problem, found = inspect_submission(nb, released[path.stem])
         findings.extend(f"{path.name}: {f}" for f in found)
@@ -515,37 +623,43 @@ def _grade_one(ctx: _Context, assignment: str, student: str) -> GradeRow:
                     gb.update_or_create_submission(assignment, student)
             for name, nb in notebooks.items():
                 notebooks[name] = _sanitize(nb, _resources(ctx, assignment, student, name))
-        workdir = work_root / assignment
-        workdir.mkdir()
-        _copy_files(folder, workdir, ctx.ignore)
-        _copy_files(ctx.course_dir / "source" / assignment, workdir, ctx.ignore)
-
-        # 3. Run each notebook in its own sandbox.
+        # 3. Run each notebook in its own sandbox: here, or on a cluster worker (ctx.runner).
         hints: list[str] = ["tampered"] if findings else []
         notes: list[str] = list(findings)
-        for name, nb in notebooks.items():
-            nb_path = workdir / f"{name}.ipynb"
-            nbformat.write(nb, nb_path)
-            kernel = nb.metadata.get("kernelspec", {}).get("name", "python3")
-            run = _execute(ctx, workdir, nb_path, released[name], kernel)
-            nb_hints, nb_notes = _apply_run(nb, run, ctx.budget)
-            hints.extend(nb_hints)
-            notes.extend(f"{name}: {n}" for n in nb_notes)
+        settings = RunSettings(ctx.cell_timeout, ctx.budget, ctx.limits, ctx.isolation, ctx.ignore)
+        job = SubmissionJob(assignment, student, notebooks,
+                            {name: released[name].student_names for name in notebooks})
+        run_hints, run_notes = (ctx.runner or _run_here)(
+            settings, job, [folder, ctx.course_dir / "source" / assignment], work_root)
+        hints.extend(run_hints)
+        notes.extend(run_notes)
 
         # 4. Save grades (nbgrader's own preprocessors) and publish autograded/.
         built = work_root / "autograded"
-        built.mkdir()
-        _copy_files(workdir, built, ctx.ignore + [".runtime", "tmp", ".*"])
+        built.mkdir(parents=True, exist_ok=True)
+        # nbgrader's own files (release_feedback needs timestamp.txt) come from the submission
+        # itself, here on the coordinator, never through the sandbox.
+        for name in _SUBMISSION_FILES:
+            if (folder / name).is_file():
+                shutil.copyfile(folder / name, built / name)
         with ctx.lock:
             for name, nb in notebooks.items():
                 resources = _resources(ctx, assignment, student, name)
                 resources["nbgrader"]["timestamped"] = timestamp is not None
                 nb = _save_grades(ctx, nb, resources, released[name])
                 nbformat.write(nb, built / f"{name}.ipynb")
+                present = {nbgrader_meta(cell).get("grade_id") for cell in nb.cells}
+                lost = [gid for gid, c in released[name].cells.items()
+                        if c.points is not None and gid not in present]
+                if lost:
+                    notes.append(f"{name}: left for manual grading (not in the notebook): "
+                                 + ", ".join(lost))
             missing = [n for n in released if n not in notebooks]
             if missing:
                 _zero_submission(ctx, assignment, student, missing)
                 notes.append("not submitted: " + ", ".join(f"{n}.ipynb" for n in missing))
+            if ignored:
+                notes.append(f"ignored (not notebooks of {assignment}): " + ", ".join(ignored))
             _install_autograded(ctx, assignment, student, built)
     except UsageError:
         raise
@@ -591,15 +705,20 @@ def grade_course(
     progress: Callable[[GradeRow], None] | None = None,
     on_start: Callable[[int, Isolation], None] | None = None,
     isolation: Isolation | None = None,
+    runner: Runner | None = None,
 ) -> list[GradeRow]:
-    """Autograde every submission; return one row per (student, assignment), sorted."""
+    """Autograde every submission; return one row per (student, assignment), sorted.
+
+    ``runner`` runs each submission's notebooks elsewhere (graders.cluster); the
+    gradebook, autograded/ and the CSV files are still written here only.
+    """
     course_dir = course_dir.resolve()
     assignments = _check_course_dir(course_dir, assignment)
     db_url = _db_url(course_dir)
     ctx = _Context(course_dir, db_url, cell_timeout, notebook_budget,
                    Limits(memory_mb=memory_mb, max_processes=max_processes),
                    isolation if isolation is not None else detect_isolation(),
-                   threading.Lock(), _ignored(course_dir))
+                   threading.Lock(), _ignored(course_dir), runner=runner)
     jobs: list[tuple[str, str]] = []
     for name in assignments:
         _generate(course_dir, db_url, name)
@@ -626,6 +745,12 @@ def grade_course(
     write_grades_csv(course_dir / "grades.csv", rows, replace_assignments=set(assignments))
     write_detail_csv(course_dir / "grades-detail.csv", rows, replace_assignments=set(assignments))
     return rows
+
+
+def prepare_assignment(course_dir: Path, assignment: str) -> None:
+    """``nbgrader generate_assignment`` for ``assignment`` (skipped while its source is unchanged)."""
+    course_dir = course_dir.resolve()
+    _generate(course_dir, _db_url(course_dir), assignment)
 
 
 def _atomic_write(path: Path, text: str) -> None:

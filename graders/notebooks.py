@@ -60,7 +60,7 @@ class GradeCell:
 
 
 def read_notebook(path: Path) -> NotebookNode:
-    """Read and validate a notebook, or raise UsageError naming the problem."""
+    """Read and validate a notebook (any nbformat version, as v4), or raise UsageError."""
     if not path.exists():
         raise UsageError(f"{path}: no such file")
     if path.is_dir():
@@ -75,14 +75,17 @@ def read_notebook(path: Path) -> NotebookNode:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UsageError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
-    if not isinstance(raw, dict) or "cells" not in raw:
+    if not isinstance(raw, dict) or not ("cells" in raw or "worksheets" in raw or "nbformat" in raw):
         raise UsageError(f"{path}: not a Jupyter notebook (no 'cells' list)")
+    # nbformat converts older formats first: v3 notebooks keep their cells under 'worksheets'.
     try:
         nb = nbformat.reads(text, as_version=4)
         nbformat.validate(nb)
     except Exception as exc:  # nbformat raises several unrelated types
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"{path}: not a valid notebook ({first_line})") from None
+    if not isinstance(nb.get("cells"), list):
+        raise UsageError(f"{path}: not a Jupyter notebook (no 'cells' list)")
     return nb
 
 

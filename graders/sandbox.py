@@ -266,6 +266,7 @@ class Sandbox:
             self._make_cgroups()
         config = {
             "argv": argv,
+            "parent": os.getpid(),  # the sandbox dies with this process (_sandbox_init.die_with_parent)
             "namespaces": self.isolation.namespaces,
             "network": limits.network,
             "cgroups": [str(c) for c in self.cgroups],

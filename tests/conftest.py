@@ -90,3 +90,31 @@ def submit(toy_course: Path) -> Callable[[str, str], Path]:
         return path
 
     return _submit
+
+
+# Slow integration tests: whole notebooks, round trips, real servers, browsers
+# and resolvers. `make test-fast` leaves them out; `make test` runs them all.
+SLOW_MODULES = {
+    "test_binder", "test_browser", "test_jupyterhub", "test_lab", "test_grade_cluster",
+    "test_nbgrader_compat", "test_resolution", "test_setup", "test_grade_hostile",
+}
+# Whole grading runs and releases in otherwise quick modules.
+SLOW_TESTS = {
+    "test_cli_release_check_of_the_repo_is_current",
+    "test_grade_cli_shows_progress_and_a_summary_and_feedback_works",
+    "test_grade_scores_each_submission", "test_release_check_sees_a_stale_edition",
+    "test_grade_records_a_cell_timeout", "test_check_reports_pass_todo_and_fail",
+    "test_check_sees_a_stub_behind_finishes_within_as_not_started",
+    "test_student_edition_has_no_solution_hidden_test_or_output",
+}
+SLOW_CHAPTER_TESTS = ("test_source_notebook_runs_cleanly", "test_nbgrader_round_trip",
+                      "test_each_mistake_fails_a_visible_test")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        if module in SLOW_MODULES or item.originalname in SLOW_TESTS or (
+            module == "test_chapters" and item.name.startswith(SLOW_CHAPTER_TESTS)
+        ):
+            item.add_marker(pytest.mark.slow)

@@ -5,13 +5,21 @@
 - the student edition holds no solution, no hidden test and no output;
 - an nbgrader round trip per chapter: the reference answers score full
   marks, the untouched student edition scores 0 without upsetting the
-  grader, and a plausible wrong answer for every exercise loses that
-  exercise's points.
+  grader, a plausible wrong answer for every exercise loses that
+  exercise's points, and so does every *lazy* answer (the right values
+  reached serially, hard-coded, or without the technique the exercise names);
+- the mistake each exercise teaches (its wrong answer) fails a *visible*
+  test with a hint, because a learner in self-study sees only those.
+
+Chapters that start processes run under fork, spawn and forkserver; the
+others run under the platform default here, and under the two other start
+methods in the nightly job (`make test-all`).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import shutil
 import time
@@ -24,6 +32,7 @@ import pytest
 from graders.grade import grade_course
 from graders.notebooks import SOURCE_DIR, STUDENT_DIR, grade_cells, strip_solution_markers
 from graders.release import build_student_edition
+from graders.selfcheck import check_notebook
 
 from .conftest import REPO
 
@@ -52,11 +61,16 @@ print(_json.dumps({"threads": _new, "children": _kids}))
 
 
 # Chapters that start processes run under every start method (course_lib honours
-# COURSE_START_METHOD); the others once, under the platform default.
-MULTI_START_METHOD = {"ch02_processes", "ch03_synchronisation"}
+# COURSE_START_METHOD) in every run of the suite; the others run once under the
+# platform default, and under spawn and forkserver in the nightly job.
+MULTI_START_METHOD = {"ch02_processes", "ch03_synchronisation", "ch08_debugging"}
 START_METHODS = ["fork", "spawn", "forkserver"]
-RUNS = [(p, m) for p in NOTEBOOKS
-        for m in (START_METHODS if p.parent.name in MULTI_START_METHOD else [None])]
+RUNS = [
+    pytest.param(p, m, id=f"{p.parent.name}/{p.name}" + (f"[{m}]" if m else ""),
+                 marks=[pytest.mark.nightly] if m and p.parent.name not in MULTI_START_METHOD else [])
+    for p in NOTEBOOKS
+    for m in (START_METHODS if p.parent.name in MULTI_START_METHOD else [None, "spawn", "forkserver"])
+]
 
 
 def _shm_entries() -> set[str]:
@@ -79,8 +93,7 @@ def _new_shm_entries(before: set[str], grace: float = 2.0) -> set[str]:
         time.sleep(0.1)
 
 
-@pytest.mark.parametrize("path,method", RUNS,
-                         ids=[f"{p.parent.name}/{p.name}" + (f"[{m}]" if m else "") for p, m in RUNS])
+@pytest.mark.parametrize("path,method", RUNS)
 def test_source_notebook_runs_cleanly_with_solutions(path: Path, method: str | None,
                                                      tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from nbclient import NotebookClient
@@ -147,8 +160,46 @@ def _submission(student_nb: Path, replacements: dict[str, str]) -> nbformat.Note
     return nb
 
 
+def _lazy_answers(chapter: str) -> dict[str, dict[str, list[str]]] | None:
+    """The chapter's lazy answers (tests/lazy_answers/<chapter>.py), or None if it has none yet."""
+    name = f"tests.lazy_answers.{chapter}"
+    if importlib.util.find_spec(name) is None:
+        return None
+    lazy: dict[str, dict[str, list[str]]] = importlib.import_module(name).LAZY_ANSWERS
+    return lazy
+
+
+def _exercise(grade_id: str) -> str:
+    """'ex02_3_task_farm' -> 'ex02_3': the prefix a solution shares with its test cell."""
+    return "_".join(grade_id.split("_")[:2])
+
+
+def _lazy_rounds(lazy: dict[str, dict[str, list[str]]]) -> int:
+    return max((len(answers) for per_nb in lazy.values() for answers in per_nb.values()), default=0)
+
+
+def test_every_lazy_answer_names_a_real_exercise() -> None:
+    for chapter in CHAPTERS:
+        lazy = _lazy_answers(chapter)
+        if lazy is None:
+            continue
+        for path in sorted((SOURCE_DIR / chapter).glob("*.ipynb")):
+            solutions = {c.grade_id for c in grade_cells(nbformat.read(path, as_version=4))
+                         if c.kind == "solution"}
+            unknown = set(lazy.get(path.name, {})) - solutions
+            assert not unknown, f"{chapter}/{path.name}: lazy answers for unknown ids {unknown}"
+            missing = solutions - set(lazy.get(path.name, {}))
+            assert not missing, f"{chapter}/{path.name}: exercises without a lazy answer: {missing}"
+            assert all(lazy[path.name].values()), f"{chapter}/{path.name}: an empty list of lazy answers"
+
+
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_nbgrader_round_trip(chapter: str, tmp_path: Path) -> None:
+    """Reference full marks, untouched 0, and every wrong and lazy answer loses its points.
+
+    Lazy round k submits, for every exercise with more than k lazy answers, its
+    k-th lazy answer, and the reference answer for the other exercises.
+    """
     course = tmp_path / "course"
     (course / "source").mkdir(parents=True)
     shutil.copy(REPO / "graders" / "nbgrader_config.py", course)
@@ -156,6 +207,9 @@ def test_nbgrader_round_trip(chapter: str, tmp_path: Path) -> None:
     student_dir = tmp_path / "student"
     build_student_edition(student_dir, course / "source")
     wrong = importlib.import_module(f"tests.wrong_answers.{chapter}").WRONG_ANSWERS
+    lazy = _lazy_answers(chapter) or {}
+    rounds = _lazy_rounds(lazy)
+    lazy_exercises: dict[str, set[str]] = {f"lazy-{k}": set() for k in range(rounds)}
 
     for source in sorted((SOURCE_DIR / chapter).glob("*.ipynb")):
         reference = {
@@ -164,8 +218,13 @@ def test_nbgrader_round_trip(chapter: str, tmp_path: Path) -> None:
             if c.metadata.get("nbgrader", {}).get("solution")
         }
         student_nb = student_dir / chapter / source.name
-        for student, replacements in [("reference", reference), ("untouched", {}),
-                                      ("wrong", wrong[source.name])]:
+        submissions = [("reference", reference), ("untouched", {}), ("wrong", wrong[source.name])]
+        for k in range(rounds):
+            chosen = {gid: answers[k] for gid, answers in lazy.get(source.name, {}).items()
+                      if len(answers) > k}
+            lazy_exercises[f"lazy-{k}"] |= {_exercise(gid) for gid in chosen}
+            submissions.append((f"lazy-{k}", {**reference, **chosen}))
+        for student, replacements in submissions:
             folder = course / "submitted" / student / chapter
             folder.mkdir(parents=True, exist_ok=True)
             nbformat.write(_submission(student_nb, replacements), folder / source.name)
@@ -177,3 +236,32 @@ def test_nbgrader_round_trip(chapter: str, tmp_path: Path) -> None:
     assert wrong_row.status == "graded" and wrong_row.score < wrong_row.max_score, wrong_row
     kept_points = {gid: s for gid, s in wrong_row.cell_scores.items() if gid.endswith("_tests") and s > 0}
     assert kept_points == {}, f"wrong answers that still scored: {kept_points}"
+    for student, exercises in lazy_exercises.items():
+        row = rows[student]
+        assert row.status == "graded", row
+        kept = {gid: s for gid, s in row.cell_scores.items()
+                if gid.endswith("_tests") and _exercise(gid) in exercises and s > 0}
+        assert kept == {}, f"{student}: lazy answers that still scored: {kept}"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_each_mistake_fails_a_visible_test_with_a_hint(chapter: str, tmp_path: Path) -> None:
+    """What a learner sees (`python -m graders check`): every wrong answer fails, with a message.
+
+    Runs for chapters whose exercises have been reviewed for integrity (those with lazy answers).
+    """
+    if _lazy_answers(chapter) is None:
+        pytest.skip(f"{chapter} has no lazy answers yet (tests/lazy_answers/{chapter}.py)")
+    wrong = importlib.import_module(f"tests.wrong_answers.{chapter}").WRONG_ANSWERS
+    build_student_edition(tmp_path / "student", SOURCE_DIR)
+    problems = []
+    for source in sorted((SOURCE_DIR / chapter).glob("*.ipynb")):
+        path = tmp_path / "student" / chapter / source.name
+        nbformat.write(_submission(path, wrong[source.name]), path)
+        for result in check_notebook(path, cell_timeout=120):
+            if result.status != "failed":
+                problems.append(f"{source.name} {result.grade_id}: {result.status}")
+            elif result.message in ("", "assertion failed") or len(result.message) < 20:
+                problems.append(f"{source.name} {result.grade_id}: failed without a hint "
+                                f"({result.message!r})")
+    assert not problems, "visible tests that miss the mistake:\n" + "\n".join(problems)

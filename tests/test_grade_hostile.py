@@ -19,6 +19,7 @@ import nbformat
 import psutil
 import pytest
 
+from graders.checks import _is_mp_helper
 from graders.grade import GradeRow, _db_url, _generate, grade_course
 from graders.sandbox import Isolation, detect_isolation
 
@@ -113,8 +114,8 @@ EXPECTED = {
     "redefined_assert": (2, "tampered"),
     "plain_wrong": (2, "graded"),
     "edited_test": (2, "tampered"),
-    "deleted_test": (2, "tampered"),
-    "stripped_metadata": (0, "tampered"),  # no grade ids left to grade by
+    "deleted_test": (2, "tampered"),  # the deleted test is left for manual grading, as nbgrader does
+    "stripped_metadata": (0, "tampered"),  # no grade ids left to grade by: all left for manual grading
     "invalid_json": (0, "invalid-notebook"),
     "other_assignment": (0, "invalid-notebook"),
     "network": (4, "graded"),  # with network namespaces; 2 where the host's loopback is reachable
@@ -181,9 +182,18 @@ def _build_corpus(course: Path, students: list[str], port: int = 9) -> None:
 
 
 def _leftovers(before_tmp: set[str]) -> list[str]:
-    """What the grading left: our descendants, the corpus's orphans, segments, folders, cgroups."""
-    found = [f"process {p.pid}: {' '.join(p.cmdline())}"
-             for p in psutil.Process().children(recursive=True) if p.is_running()]
+    """What the grading left: our descendants, the corpus's orphans, segments, folders, cgroups.
+
+    multiprocessing's forkserver and resource tracker are not leftovers: they belong to the
+    pytest process itself (an earlier test in the session started them) and live as long as it.
+    """
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.is_running() and not _is_mp_helper(child):
+                found.append(f"process {child.pid}: {' '.join(child.cmdline())}")
+        except psutil.Error:
+            continue  # ended while we looked
     for proc in psutil.process_iter(["pid", "cmdline"]):
         cmdline = " ".join(proc.info["cmdline"] or [])
         if f"sleep {ORPHAN_SECONDS}" in cmdline:
@@ -239,6 +249,10 @@ def test_every_hostile_submission_gets_its_status_and_nothing_is_left(
     assert "test cell 'ex_mul_tests' was edited" in rows["edited_test"].detail
     assert "test cell 'ex_mul_tests' was deleted" in rows["deleted_test"].detail
     assert "metadata was stripped" in rows["stripped_metadata"].detail
+    # What the grader cannot score is left to the instructor (nbgrader: needs manual grade).
+    assert rows["deleted_test"].needs_manual == ["ex_mul_tests"]
+    assert rows["stripped_metadata"].needs_manual == ["ex_add_tests", "ex_mul_tests"]
+    assert rows["edited_test"].needs_manual == [] and rows["right"].needs_manual == []
     assert "graders.checks.expect_equal replaced" in rows["patched_helpers"].detail
     assert "custom exception handler" in rows["swallowed_errors"].detail
     assert "builtins.AssertionError replaced" in rows["redefined_assert"].detail

@@ -255,3 +255,152 @@ def test_grade_cli_shows_progress_and_a_summary_and_feedback_works(
     assert code == 0, output[-2000:]
     html = (toy_course / "feedback" / "bob" / "toy" / "toy.html").read_text()
     assert "add(2, 3)" in html and "Score: 0.0 / 2.0" in html.replace("Score:</b>", "Score:")
+
+
+# ---------------------------------------------------------------- nbgrader's behaviour (issue 13)
+
+MANUAL_ANSWER = "Explain why `add` is commutative."
+
+
+def _compat_notebook() -> nbformat.NotebookNode:
+    """The toy notebook plus an answer the instructor grades by hand (nbgrader's manual cell)."""
+    nb = toy_notebook()
+    answer = nbgrader_cell("solution", "### BEGIN SOLUTION\nBecause + is.\n### END SOLUTION\n", "ex_why")
+    answer = nbformat.v4.new_markdown_cell(answer.source, metadata=answer.metadata)
+    answer.metadata["nbgrader"].update(grade=True, points=1)
+    nb.cells.append(answer)
+    return nb
+
+
+@pytest.fixture(scope="module")
+def compat_course(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, object]]:
+    """One course graded once: a stray notebook, a v3 notebook, stripped metadata, a deleted test."""
+    import shutil
+
+    course = tmp_path_factory.mktemp("compat") / "course"
+    (course / "source" / "toy").mkdir(parents=True)
+    shutil.copy(REPO / "graders" / "nbgrader_config.py", course / "nbgrader_config.py")
+    nbformat.write(_compat_notebook(), course / "source" / "toy" / "toy.ipynb")
+    from graders.grade import _db_url, _generate
+
+    _generate(course, _db_url(course), "toy")  # the release students answer
+
+    def submit(student: str, nb: nbformat.NotebookNode, name: str = "toy.ipynb", version: int = 4) -> Path:
+        folder = course / "submitted" / student / "toy"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(nbformat.writes(nbformat.convert(nb, version), version=version))
+        return folder
+
+    def answered() -> nbformat.NotebookNode:
+        nb = nbformat.read(course / "release" / "toy" / "toy.ipynb", as_version=4)
+        nb.cells[2].source = RIGHT
+        nb.cells[4].source = "Because addition of numbers is commutative."
+        return nb
+
+    folder = submit("punctual", answered())
+    # As `nbgrader submit` and `collect` leave them.
+    (folder / "timestamp.txt").write_text("2026-01-01 12:00:00.000000 UTC")
+    (folder / "submission_secret.txt").write_text("5ecre7" * 20)
+    folder = submit("stray", answered())
+    submit("stray", answered(), "toy copy.ipynb")
+    (folder / "Untitled.ipynb").write_text('{"cells": [')  # not even JSON: ignored all the same
+    submit("only_untitled", answered(), "Untitled.ipynb")
+    submit("v3", answered(), version=3)
+    stripped = answered()
+    for cell in stripped.cells:
+        cell.metadata.pop("nbgrader", None)
+    submit("stripped", stripped)
+    deleted = answered()
+    del deleted.cells[3]
+    submit("deleted", deleted)
+    rows = grade_course(course, workers=2, cell_timeout=30)
+    return course, {row.student_id: row for row in rows}
+
+
+def _gradebook(course: Path, student: str) -> dict[str, tuple[float | None, bool]]:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        notebook = gb.find_submission_notebook("toy", "toy", student)
+        return {g.name: (g.auto_score, bool(g.needs_manual_grade)) for g in notebook.grades}
+
+
+def test_feedback_can_be_generated_and_released_after_grading(compat_course: tuple[Path, dict]) -> None:
+    # nbgrader's release_feedback reads feedback/<student>/<assignment>/timestamp.txt (and
+    # submission_secret.txt), which generate_feedback copies from autograded/: keep them there.
+    course, rows = compat_course
+    assert rows["punctual"].status == "graded"
+    autograded = course / "autograded" / "punctual" / "toy"
+    assert (autograded / "timestamp.txt").read_text() == "2026-01-01 12:00:00.000000 UTC"
+    assert (autograded / "submission_secret.txt").read_text() == "5ecre7" * 20
+    from graders._run import run_nbgrader
+
+    exchange = course.parent / "exchange"
+    exchange.mkdir(exist_ok=True)
+    for step in ("generate_feedback", "release_feedback"):
+        code, output = run_nbgrader(course, [step, "toy", "--student", "punctual",
+                                             f"--Exchange.root={exchange}"], timeout=300)
+        assert code == 0, f"nbgrader {step} failed:\n{output[-3000:]}"
+    assert (course / "feedback" / "punctual" / "toy" / "timestamp.txt").is_file()
+    from nbgrader.utils import notebook_hash
+
+    # Published under the name that only the student's secret gives (fetch_feedback finds it).
+    released = list((exchange / "parallel-python" / "feedback").glob("*.html"))
+    assert [p.name for p in released] == [f"{notebook_hash(secret='5ecre7' * 20, notebook_id='toy')}.html"]
+    assert "Score: 2.0 / 3.0" in released[0].read_text().replace("Score:</b>", "Score:")
+
+
+def test_a_stray_notebook_is_ignored_and_named(compat_course: tuple[Path, dict]) -> None:
+    course, rows = compat_course
+    row = rows["stray"]
+    # ex_add_tests scored; ex_why waits for the instructor (nbgrader: needs manual grade).
+    assert (row.score, row.max_score, row.status) == (2.0, 3.0, "graded"), row.detail
+    assert row.needs_manual == ["ex_why"]
+    assert "ignored (not notebooks of toy): Untitled.ipynb, toy copy.ipynb" in row.detail
+    assert sorted(p.name for p in (course / "autograded" / "stray" / "toy").iterdir()) == ["toy.ipynb"]
+    with (course / "grades-detail.csv").open(newline="") as handle:
+        detail = {r["student_id"]: r for r in csv.DictReader(handle)}
+    assert "toy copy.ipynb" in detail["stray"]["detail"] and detail["stray"]["status"] == "graded"
+    # Nothing of the assignment at all is still an invalid submission, with the files named.
+    only = rows["only_untitled"]
+    assert (only.score, only.status) == (0.0, "invalid-notebook")
+    assert "no notebook of the assignment submitted (found only Untitled.ipynb)" in only.detail
+
+
+def test_an_nbformat_v3_notebook_is_graded(compat_course: tuple[Path, dict]) -> None:
+    course, rows = compat_course
+    assert json.loads((course / "submitted" / "v3" / "toy" / "toy.ipynb").read_text())["nbformat"] == 3
+    row = rows["v3"]
+    assert (row.score, row.status, row.detail) == (2.0, "graded", "")
+    assert nbformat.read(course / "autograded" / "v3" / "toy" / "toy.ipynb", as_version=4).nbformat == 4
+
+
+def test_stripped_metadata_and_a_deleted_test_are_left_for_manual_grading(
+        compat_course: tuple[Path, dict]) -> None:
+    course, rows = compat_course
+    stripped = rows["stripped"]
+    assert (stripped.score, stripped.status) == (0.0, "tampered")
+    assert "metadata was stripped" in stripped.detail
+    # Not scored 0 automatically: no auto score, and the formgrader asks for a manual grade.
+    assert _gradebook(course, "stripped") == {"ex_add_tests": (None, True), "ex_why": (None, True)}
+    assert stripped.needs_manual == ["ex_add_tests", "ex_why"]
+
+    deleted = rows["deleted"]
+    assert (deleted.score, deleted.status) == (0.0, "tampered")
+    assert "test cell 'ex_add_tests' was deleted" in deleted.detail
+    assert "left for manual grading (not in the notebook): ex_add_tests" in deleted.detail
+    assert _gradebook(course, "deleted") == {"ex_add_tests": (None, True), "ex_why": (None, True)}
+    # The untampered submission's test was scored automatically.
+    assert _gradebook(course, "punctual") == {"ex_add_tests": (2.0, False), "ex_why": (None, True)}
+
+
+def test_check_reads_an_nbformat_v3_notebook(toy_course: Path, tmp_path: Path) -> None:
+    nb = toy_notebook()
+    nb.cells[2].source = RIGHT
+    path = tmp_path / "toy.ipynb"
+    path.write_text(nbformat.writes(nbformat.convert(nb, 3), version=3))
+    [result] = check_notebook(path, source_dir=toy_course / "source")
+    assert result.passed, result
+    # The command line reads it too: it gets as far as matching the chapter.
+    proc = run_cli("check", str(path))
+    assert proc.returncode == 2 and "match no chapter" in proc.stderr, proc.stderr

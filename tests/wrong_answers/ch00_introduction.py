@@ -51,26 +51,16 @@ def split_evenly(items, n_chunks):
 ''',
     },
     "02_laws_and_measurement.ipynb": {
-        # Serial and parallel fractions swapped: the serial part is divided by n.
-        "ex00_4_amdahl": '''
-def amdahl_speedup(parallel_fraction, workers):
-    if not 0.0 <= parallel_fraction <= 1.0:
-        raise ValueError("parallel_fraction must be in [0, 1]")
-    if workers < 1:
-        raise ValueError("workers must be at least 1")
-    return 1.0 / (parallel_fraction + (1.0 - parallel_fraction) / workers)
-''',
-        # The n - s(n - 1) form of the law, with the parallel fraction where s belongs.
-        "ex00_5_gustafson": '''
-def gustafson_speedup(parallel_fraction, workers):
-    if not 0.0 <= parallel_fraction <= 1.0:
-        raise ValueError("parallel_fraction must be in [0, 1]")
-    if workers < 1:
-        raise ValueError("workers must be at least 1")
-    return workers - parallel_fraction * (workers - 1)
+        # Trusts Amdahl alone: more workers always look faster, so it always takes max_workers.
+        "ex00_4_plan_workers": '''
+def plan_workers(t1, serial_fraction, overhead, max_workers):
+    if t1 <= 0 or not 0.0 <= serial_fraction <= 1.0 or overhead < 0 or max_workers < 1:
+        raise ValueError("invalid input")
+    n = max_workers
+    return n, t1 * (serial_fraction + (1.0 - serial_fraction) / n) + overhead * (n - 1)
 ''',
         # "Serial fraction = 1 - efficiency": right only for perfect scaling.
-        "ex00_6_serial_fraction": '''
+        "ex00_5_serial_fraction": '''
 def serial_fraction_from_speedup(speedup, workers):
     if workers < 2:
         raise ValueError("need at least 2 workers")
@@ -79,7 +69,7 @@ def serial_fraction_from_speedup(speedup, workers):
     return 1.0 - speedup / workers
 ''',
         # The mean of the repeats instead of their median.
-        "ex00_7_median_time": '''
+        "ex00_6_median_time": '''
 import statistics
 import time
 

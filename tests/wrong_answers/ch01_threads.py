@@ -42,23 +42,33 @@ def join_all(threads, timeout):
 ''',
     },
     "02_the_gil.ipynb": {
-        # Seed 002's bug: join() inside the start loop, so the threads run one after another.
-        "ex01_4_run_concurrently": '''
+        # Sleeps with time.sleep(interval): stop() cannot interrupt the sleep and waits a whole interval.
+        "ex01_4_ticker": '''
 import threading
+import time
 
 
-def run_concurrently(fn, n, tracer):
-    results = [None] * n
+class Ticker:
+    def __init__(self, tick, interval):
+        if interval <= 0:
+            raise ValueError("interval must be positive")
+        self.tick = tick
+        self.interval = interval
+        self.running = True
+        self.thread = threading.Thread(target=self._run, name="ticker")
 
-    def run_one(i):
-        with tracer.span("task"):
-            results[i] = fn(i)
+    def start(self):
+        self.thread.start()
 
-    for i in range(n):
-        t = threading.Thread(target=run_one, args=(i,))
-        t.start()
-        t.join()
-    return results
+    def stop(self):
+        self.running = False
+        if self.thread.ident is not None:
+            self.thread.join()
+
+    def _run(self):
+        while self.running:
+            self.tick()
+            time.sleep(self.interval)
 ''',
         # The classic unprotected counter: the lock is created and passed but never taken.
         "ex01_5_locked_counter": '''

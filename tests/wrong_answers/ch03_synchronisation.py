@@ -29,13 +29,14 @@ class Account:
         # A new lock per process (seed 002's lock-per-call, in processes): each depositor waits
         # only for its own lock, so deposits made at the same time are lost.
         "ex03_2_parallel_deposits": '''
-def parallel_deposits(n_processes, n_deposits):
+def parallel_deposits(n_processes, n_deposits, tracer):
     if n_processes == 0:
         return 0
     ctx = course_lib.mp_context()
     balance = ctx.Value("q", 0, lock=False)
     start = ctx.Barrier(n_processes)
-    locks = [ctx.Lock() for _ in range(n_processes)]
+    locks = [TracedLock(ctx.Lock(), tracer.for_process(), "the balance lock")
+             for _ in range(n_processes)]
     depositors = [ctx.Process(target=deposit_many, args=(balance, locks[i], n_deposits, start))
                   for i in range(n_processes)]
     for p in depositors:
@@ -94,28 +95,27 @@ class BoundedBuffer:
             self.cond.notify_all()
             return item
 ''',
-        # One sentinel for all the workers: the others wait in get() for ever, and join() hangs.
-        "ex03_5_square_all": '''
-def square_all(numbers, n_workers):
-    if n_workers < 1:
-        raise ValueError("n_workers must be at least 1")
-    ctx = course_lib.mp_context()
-    tasks, results = ctx.Queue(), ctx.Queue()
-    workers = [ctx.Process(target=square_worker, args=(tasks, results)) for _ in range(n_workers)]
-    for w in workers:
-        w.start()
-    for item in enumerate(numbers):
-        tasks.put(item)
-    tasks.put(None)
-    squares = [None] * len(numbers)
-    for _ in numbers:
-        index, square, _worker = results.get(timeout=60)
-        squares[index] = square
-    for w in workers:
-        w.join()
-    tasks.close()
-    tasks.join_thread()
-    return squares
+        # Each worker checks the stop event on its own: when it is set between two workers'
+        # checks, one leaves and the others wait at the barrier for it, for ever.
+        "ex03_5_run_phases": '''
+def run_phases(step, n_workers, stop, max_phases):
+    if n_workers < 1 or max_phases < 0:
+        raise ValueError("bad arguments")
+    barrier = threading.Barrier(n_workers)
+    done = [0] * n_workers
+
+    def worker(i):
+        while done[i] < max_phases and not stop.is_set():
+            step(i, done[i])
+            barrier.wait(timeout=30)
+            done[i] += 1
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n_workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return max(done)
 ''',
     },
     "03_deadlock.ipynb": {

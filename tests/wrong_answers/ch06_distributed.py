@@ -63,6 +63,28 @@ def train(client, shards, steps=50, lr=0.2):
         workers |= {worker for _, _, worker in pieces}
     return w, workers
 ''',
+        # Locks only the store: two deposits still read the same old balance, one is lost.
+        "ex06_7_safe_account": '''
+@Pyro5.api.expose
+@Pyro5.api.behavior(instance_mode="single")
+class SafeAccount:
+    def audit(self, old, amount):
+        time.sleep(0.001)
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._balance = 0
+
+    def deposit(self, amount):
+        old = self._balance
+        self.audit(old, amount)
+        with self._lock:
+            self._balance = old + amount
+            return self._balance
+
+    def get_balance(self):
+        return self._balance
+''',
     },
     "03_failure_and_brokers.ipynb": {
         # Catches the lost tasks but never submits them again: their answers stay None.
