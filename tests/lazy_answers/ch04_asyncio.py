@@ -40,15 +40,6 @@ async def fetch_all(server, paths):
     return list(await asyncio.gather(*(asyncio.to_thread(fetch_blocking, server, path)
                                        for path in paths)))
 ''',
-            # Tasks created, but each one awaited before the next is created.
-            '''
-async def fetch_all(server, paths):
-    bodies = []
-    for path in paths:
-        task = asyncio.create_task(fetch(server, path))
-        bodies.append(await task)
-    return bodies
-''',
         ],
         "ex04_4_fetch_within": [
             # One wait_for per path, one after another: one timeout per path, not one in total.
@@ -126,11 +117,6 @@ async def map_in_executor(executor, fn, items):
 async def map_in_executor(executor, fn, items):
     return list(executor.map(fn, items))
 ''',
-            # asyncio's default thread pool instead of the executor given.
-            '''
-async def map_in_executor(executor, fn, items):
-    return list(await asyncio.gather(*(asyncio.to_thread(fn, item) for item in items)))
-''',
         ],
         "ex04_8_account_lock": [
             # One lock for every account: safe, but all withdrawals queue behind one another.
@@ -171,25 +157,6 @@ class Account:
         if not await self.bank.approve(self.name, amount):
             return False
         if amount > self.balance:
-            return False
-        self.balance -= amount
-        return True
-''',
-            # The lock guards the check only; the await and the update happen after it is released.
-            '''
-class Account:
-    def __init__(self, name, balance, bank):
-        self.name, self.balance, self.bank = name, balance, bank
-        self.lock = asyncio.Lock()
-
-    async def withdraw(self, amount):
-        if amount <= 0:
-            raise ValueError("amount must be positive")
-        async with self.lock:
-            enough = amount <= self.balance
-        if not enough:
-            return False
-        if not await self.bank.approve(self.name, amount):
             return False
         self.balance -= amount
         return True
