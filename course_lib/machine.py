@@ -567,7 +567,7 @@ def _mpiexec_folders(executable: str | None = None, prefix: str | None = None) -
     return unique
 
 
-def _find_mpiexec(executable: str | None = None, prefix: str | None = None) -> str | None:
+def find_mpiexec(executable: str | None = None, prefix: str | None = None) -> str | None:
     """``mpiexec`` of this environment (see :func:`_mpiexec_folders`), else on PATH."""
     for folder in _mpiexec_folders(executable, prefix):
         for name in ("mpiexec", "mpiexec.exe", "mpirun"):
@@ -621,7 +621,7 @@ def _mpi_rows(facts: dict[str, Any], n: int = 4) -> list[MachineRow]:
                 )
             )
 
-    mpiexec = _find_mpiexec()
+    mpiexec = find_mpiexec()
     mpi["mpiexec"] = mpiexec
     mpi["mpiexec_works"] = False
     if mpiexec is None:

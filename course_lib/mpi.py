@@ -135,9 +135,9 @@ def mpiexec_command(mpiexec: str | Sequence[str] | None = None) -> list[str]:
         if raw:
             mpiexec, source = raw, f"${MPIEXEC_ENV}"
     if mpiexec is None:
-        from .machine import _find_mpiexec
+        from .machine import find_mpiexec
 
-        found = _find_mpiexec()
+        found = find_mpiexec()
         if found is None:
             raise MPIUnavailableError(
                 "no mpiexec found (not next to Python, not on PATH): " + _INSTALL

@@ -44,7 +44,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from .machine import start_method, usable_cores
-from .workers import _as_int, busy_work
+from .workers import as_int as _as_int
+from .workers import busy_work
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray

@@ -31,9 +31,6 @@ KNOWN_CYCLES: list[set[str]] = [
      "graders._checks_processes", "graders._checks_sync", "graders._checks_threads"},
 ]
 KNOWN_PRIVATE_IMPORTS: set[str] = {
-    "course_lib.mpi -> course_lib.machine._find_mpiexec",
-    "course_lib.processes -> course_lib.workers._as_int",
-    "course_lib.viz -> course_lib.sync._natural_key",
     "graders._checks_asyncio -> graders.checks._fail",
     "graders._checks_asyncio -> graders.checks._short",
     "graders._checks_debugging -> graders.checks._fail",

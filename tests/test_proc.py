@@ -156,7 +156,7 @@ def test_find_mpiexec_in_library_bin(tmp_path: Path, monkeypatch: pytest.MonkeyP
     launcher.write_text("")
     launcher.chmod(0o755)
     monkeypatch.setenv("PATH", "")
-    found = machine._find_mpiexec(str(scripts / "python.exe"), str(tmp_path))
+    found = machine.find_mpiexec(str(scripts / "python.exe"), str(tmp_path))
     assert found == str(launcher)
     assert library in machine._mpiexec_folders(str(scripts / "python.exe"), str(tmp_path))
 
