@@ -27,18 +27,8 @@ KNOWN_CYCLES: list[set[str]] = [
      "course_lib.machine", "course_lib.mpi", "course_lib.processes", "course_lib.sync",
      "course_lib.trace", "course_lib.viz"},
     {"graders.grade", "graders.report"},
-    {"graders.checks", "graders._checks_asyncio", "graders._checks_debugging",
-     "graders._checks_processes", "graders._checks_sync", "graders._checks_threads"},
 ]
-KNOWN_PRIVATE_IMPORTS: set[str] = {
-    "graders._checks_asyncio -> graders.checks._fail",
-    "graders._checks_asyncio -> graders.checks._short",
-    "graders._checks_debugging -> graders.checks._fail",
-    "graders._checks_processes -> graders.checks._fail",
-    "graders._checks_sync -> graders.checks._child_pids",
-    "graders._checks_sync -> graders.checks._fail",
-    "graders._checks_threads -> graders.checks._fail",
-}
+KNOWN_PRIVATE_IMPORTS: set[str] = set()
 KNOWN_LARGE_MODULES: set[str] = {
     "course_lib.distributed", "course_lib.gpu", "course_lib.machine", "course_lib.mpi",
     "course_lib.processes", "course_lib.sync", "course_lib.viz",

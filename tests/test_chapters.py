@@ -51,7 +51,7 @@ while True:
     # pyzmq starts its garbage-collector thread lazily, for large outputs: not the notebook's.
     _new = [t.name for t in _t.enumerate() if t not in _threads_at_start and t.is_alive()
             and type(t).__name__ != "GarbageCollectorThread"]
-    from graders.checks import _child_pids
+    from graders.checks.core import child_pids as _child_pids
     _kids = sorted(_child_pids())     # multiprocessing's resource tracker and forkserver excluded
     if (not _new and not _kids) or _time.monotonic() > _deadline:
         break

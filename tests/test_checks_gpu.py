@@ -1,4 +1,4 @@
-"""graders._checks_gpu: each evidence check passes on the reference and fails on the lazy answer.
+"""graders.checks.gpu: each evidence check passes on the reference and fails on the lazy answer.
 
 The simulator checks need NUMBA_ENABLE_CUDASIM before numba.cuda is imported,
 which cannot be undone in a process, so they run in one short child process

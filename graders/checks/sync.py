@@ -48,14 +48,14 @@ _DEADLOCK_HINT = (
 
 
 def _fail(what: str, detail: str, hint: str = "") -> AssertionError:
-    from graders.checks import _fail as fail
+    from graders.checks.core import fail
 
     return fail(what, detail, hint)
 
 
 def _new_children(before: set[int]) -> list[Any]:
     """Child processes (multiprocessing's helpers left out) that were not there ``before``."""
-    from graders.checks import _child_pids
+    from graders.checks.core import child_pids as _child_pids
 
     try:
         import psutil
@@ -148,7 +148,7 @@ def finishes_without_deadlock(
     if seconds <= 0:
         raise ValueError("seconds must be positive")
     from course_lib.sync import LockAborted
-    from graders.checks import _child_pids
+    from graders.checks.core import child_pids as _child_pids
 
     name = getattr(fn, "__name__", "the call")
     threads_before = set(threading.enumerate())

@@ -107,7 +107,7 @@ def _run(seconds: float, coro_fn: Callable[..., Any], args: tuple[Any, ...],
 
 def _problems(run: Any, unawaited: list[str], seconds: float, *, expect_error: bool) -> None:
     """Raise an AssertionError for whatever went wrong besides the answer itself."""
-    from graders.checks import _fail
+    from graders.checks.core import fail as _fail
 
     name = f"{run.name}()"
     if run.not_awaitable:
@@ -191,7 +191,8 @@ def expect_async_raises(
     **kwargs: Any,
 ) -> BaseException:
     """Fail unless ``await coro_fn(*args, **kwargs)`` raises ``exception`` within ``seconds``."""
-    from graders.checks import _fail, _short
+    from graders.checks.core import fail as _fail
+    from graders.checks.core import short as _short
 
     names = (exception.__name__ if isinstance(exception, type)
              else " or ".join(e.__name__ for e in exception))
@@ -219,7 +220,7 @@ def _log_of(server: Any) -> Any:
 def assert_requests_overlapped(server: Any, *, at_least: int = 2, since: int = 0,
                                what: str = "", hint: str = "") -> None:
     """Fail unless the server had ``at_least`` requests in flight at one instant (from its log)."""
-    from graders.checks import _fail
+    from graders.checks.core import fail as _fail
 
     log = _log_of(server)
     label = what or "requests in flight at once"
@@ -239,7 +240,7 @@ def assert_requests_overlapped(server: Any, *, at_least: int = 2, since: int = 0
 def assert_in_flight_at_most(server: Any, limit: int, *, since: int = 0, what: str = "",
                              hint: str = "") -> None:
     """Fail if the server ever had more than ``limit`` requests in flight (from its log)."""
-    from graders.checks import _fail
+    from graders.checks.core import fail as _fail
 
     log = _log_of(server)
     peak = log.max_in_flight(since)
@@ -275,7 +276,7 @@ def watch_loop(seconds: float, coro_fn: Callable[..., Any], *args: Any, interval
     of :func:`run_coroutine_within` apply (time bound, blocking calls, tasks
     left running, forgotten awaits).
     """
-    from graders.checks import _fail
+    from graders.checks.core import fail as _fail
 
     if not isinstance(interval, (int, float)) or isinstance(interval, bool) or interval <= 0:
         raise ValueError(f"interval must be a positive number of seconds, got {interval!r}")
@@ -326,7 +327,7 @@ def watch_loop(seconds: float, coro_fn: Callable[..., Any], *args: Any, interval
 
 def assert_no_threads_started(watch: LoopWatch, *, what: str = "", hint: str = "") -> None:
     """Fail if the coroutine started threads: the event loop itself should have done the waiting."""
-    from graders.checks import _fail
+    from graders.checks.core import fail as _fail
 
     if watch.threads:
         listed = ", ".join(dict.fromkeys(watch.threads))
@@ -340,7 +341,7 @@ def assert_no_threads_started(watch: LoopWatch, *, what: str = "", hint: str = "
 def assert_loop_responsive(watch: LoopWatch, max_gap: float = 0.3, *, what: str = "",
                            hint: str = "") -> None:
     """Fail if the loop's heartbeat was held up longer than ``max_gap`` seconds."""
-    from graders.checks import _fail
+    from graders.checks.core import fail as _fail
 
     if watch.max_gap > max_gap:
         raise _fail(what or f"the event loop while {watch.name}() ran",

@@ -49,7 +49,7 @@ _MP_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
 
 
 def _fail(what: str, detail: str, hint: str = "") -> AssertionError:
-    from graders.checks import _fail as fail
+    from graders.checks.core import fail
 
     return fail(what, detail, hint)
 
@@ -683,15 +683,24 @@ def watch_processes() -> Iterator[ProcessWatch]:
         BaseProcess.join = original_join  # type: ignore[method-assign]
 
 
-def assert_joined(watch: ProcessWatch, target: str | None = None, *, what: str = "",
-                  hint: str = "") -> None:
+def assert_joined(watch: ProcessWatch, target: str | None = None, *, started: int | None = None,
+                  what: str = "", hint: str = "") -> None:
     """Fail if a watched process (running ``target``) was never joined, or was joined too early.
 
     "Too early" means a ``join(timeout)`` that returned while the process was
     still running: with queues, a worker that still has results to send
     cannot end, so joining before draining the results only wastes the timeout.
+    With ``started``, exactly that many processes (running ``target``) must have
+    been started in the block: an answer that does the work itself starts none.
     """
-    for record in watch.running(target):
+    records = watch.running(target)
+    if started is not None and len(records) != started:
+        raise _fail(
+            what or "processes",
+            f"{len(records)} process(es) were started, expected {started}",
+            hint or "start one worker process per worker asked for (ctx.Process(...).start())",
+        )
+    for record in records:
         if record.timed_out_joins:
             timeout = next(t for t, alive in record.joins if alive)
             raise _fail(
