@@ -64,6 +64,28 @@ def moving_mean(x, w, out):
     out[:] = (csum - shifted) / np.minimum(np.arange(1, x.shape[0] + 1), w)
 ''',
         ],
+        "ex07_2b_prange_histogram": [
+            # NumPy does it all on one core; the decorator is gone.
+            '''
+N_CHUNKS = 8
+
+
+def histogram_prange(values, n_bins):
+    return np.bincount(values, minlength=n_bins).astype(np.int64)   # prange, parallel=True
+''',
+            # parallel=True kept, but a serial range loop: Numba has nothing to parallelise.
+            '''
+N_CHUNKS = 8
+
+
+@njit(parallel=True)
+def histogram_prange(values, n_bins):
+    counts = np.zeros(n_bins, dtype=np.int64)
+    for i in range(values.shape[0]):
+        counts[values[i]] += 1
+    return counts
+''',
+        ],
     },
     "02_cuda_kernels.ipynb": {
         "ex07_3_saxpy": [
