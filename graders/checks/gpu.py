@@ -102,7 +102,7 @@ def _simulator_hooks() -> dict[str, Any]:
         }
     except (ImportError, AttributeError) as exc:  # pragma: no cover - a future numba-cuda
         raise RuntimeError(f"this numba-cuda's simulator has changed ({exc}); "
-                           "graders/_checks_gpu.py must be updated") from exc
+                           "graders/checks/gpu.py must be updated") from exc
 
 
 def _array_key(array: Any) -> int:
