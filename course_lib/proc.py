@@ -24,7 +24,7 @@ from typing import Any, TypeAlias
 
 import psutil
 
-__all__ = ["QUIT_SIGNAL", "family", "kill_tree", "send_to_tree", "wait_gone"]
+__all__ = ["QUIT_SIGNAL", "family", "kill_all", "kill_tree", "send_to_tree", "wait_gone"]
 
 QUIT_SIGNAL: int = int(getattr(signal, "SIGQUIT", signal.SIGTERM))
 """``SIGQUIT`` where it exists (Celery's cold shutdown), else ``SIGTERM``."""
@@ -122,6 +122,17 @@ def wait_gone(processes: Iterable[psutil.Process], timeout: float,
         if not left or time.monotonic() >= deadline:
             return left
         time.sleep(0.01)
+
+
+def kill_all(processes: Iterable[psutil.Process], timeout: float = 3.0) -> list[psutil.Process]:
+    """Kill each of ``processes`` (SIGKILL, or TerminateProcess on Windows) and wait until gone.
+
+    Reaps nothing: a zombie counts as gone, and its parent (multiprocessing, for
+    its own children) collects the exit code. Returns those still alive.
+    """
+    processes = list(processes)
+    _signal(processes, None)
+    return wait_gone(processes, timeout)
 
 
 def kill_tree(target: Target, timeout: float = 5.0, *, grace: float = 0.0,

@@ -146,22 +146,9 @@ def _stop(procs: Iterable[Any]) -> None:
     Never waitpid() here: multiprocessing must reap its own children, or their
     ``exitcode`` would stay None for ever.
     """
-    import psutil
+    from course_lib.proc import kill_all
 
-    procs = list(procs)
-    for proc in procs:
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
-    deadline = time.monotonic() + 3.0
-    while time.monotonic() < deadline:
-        alive = []
-        for proc in procs:
-            with contextlib.suppress(psutil.Error):
-                if proc.status() != psutil.STATUS_ZOMBIE:
-                    alive.append(proc)
-        if not alive:
-            break
-        time.sleep(0.02)
+    kill_all(procs, timeout=3.0)
     _names_by_pid()  # lets multiprocessing reap (and record the exit code of) its children
 
 

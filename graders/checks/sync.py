@@ -78,26 +78,9 @@ def _stop_children(procs: Sequence[Any]) -> None:
     """
     import multiprocessing
 
-    import psutil
+    from course_lib.proc import kill_all
 
-    for proc in procs:
-        try:
-            proc.kill()
-        except psutil.Error:
-            continue
-    pending = list(procs)
-    deadline = time.monotonic() + 3.0
-    while pending and time.monotonic() < deadline:
-        alive = []
-        for proc in pending:
-            try:
-                if proc.status() != psutil.STATUS_ZOMBIE:
-                    alive.append(proc)
-            except psutil.Error:
-                continue
-        pending = alive
-        if pending:
-            time.sleep(0.01)
+    kill_all(procs, timeout=3.0)
     multiprocessing.active_children()  # reaps the ones that are ours: no zombies left over
 
 
