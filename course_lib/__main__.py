@@ -1,18 +1,24 @@
-"""Command line of course_lib: ``python -m course_lib doctor [--json]``."""
+"""Command line of course_lib: ``python -m course_lib setup|lab|configure-jupyter|doctor``.
+
+Windows: ``py -m course_lib setup`` then ``py -m course_lib lab``; elsewhere ``python3 -m ...``.
+"""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
 
+from . import setup as _setup
+
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (one subcommand: doctor)."""
+    """The argument parser (subcommands: setup, lab, configure-jupyter, doctor)."""
     parser = argparse.ArgumentParser(
         prog="python -m course_lib",
         description="Helpers of the Parallel Python course.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _setup.add_arguments(commands)
     doctor = commands.add_parser(
         "doctor",
         help="what this machine offers the course and what to do about anything missing",
@@ -29,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .doctor import run_doctor
 
         return run_doctor(as_json=bool(args.json))
-    return 2  # pragma: no cover - argparse rejects unknown commands first
+    return _setup.run_command(args)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ __all__ = [
     "lookup_chunk",
     "lookup_chunk_global",
     "py_spy_dump",
+    "py_spy_executable",
     "run_script",
     "run_virtual",
     "serial_fraction",

@@ -174,6 +174,10 @@ def config(environ: Mapping[str, str] | None = None) -> dict[str, str | None]:
     return settings
 
 
+# Celery's cold shutdown; Windows has no SIGQUIT, and SIGTERM there is TerminateProcess.
+QUIT_SIGNAL = int(getattr(signal, "SIGQUIT", signal.SIGTERM))
+
+
 def free_port(host: str = HOST) -> int:
     """A TCP port that is free right now on ``host``."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -182,32 +186,23 @@ def free_port(host: str = HOST) -> int:
 
 
 def _kill_tree(proc: subprocess.Popen[Any], grace: float = 5.0) -> None:
-    """SIGTERM the process group, wait ``grace`` s, then SIGKILL it."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            pass
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(grace)
+    """SIGTERM the process, its descendants and its group, wait ``grace`` s, then kill them.
+
+    :func:`course_lib.proc.kill_tree` does it on every platform (no ``os.killpg`` needed).
+    """
+    from .proc import kill_tree
+
+    kill_tree(proc, timeout=grace, grace=grace if proc.poll() is None else 0.0)
 
 
 def _stop_all(procs: Sequence[subprocess.Popen[Any]], sig: int, grace: float) -> None:
-    """Send ``sig`` to every process group at once, wait ``grace`` s, then SIGKILL the rest."""
+    """Send ``sig`` to every process tree at once, wait ``grace`` s, then kill the rest."""
+    from .proc import kill_tree, send_to_tree, wait_gone
+
+    families = [send_to_tree(proc, sig) for proc in procs if proc.poll() is None]
+    wait_gone([member for members in families for member in members], grace)
     for proc in procs:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, sig)
-    deadline = time.monotonic() + grace
-    for proc in procs:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(max(0.0, deadline - time.monotonic()))
-    for proc in procs:
-        _kill_tree(proc, grace=grace)
+        kill_tree(proc, timeout=grace)
 
 
 def kill_process(pid: int) -> None:
@@ -614,8 +609,8 @@ def celery_worker(n: int = 1, *, concurrency: int = 1, broker: str | CeleryBroke
         stack.callback(app.close)
         names = [f"worker{i + 1}@{HOST}" for i in range(n)]
         procs: list[subprocess.Popen[Any]] = []
-        # SIGQUIT: Celery's cold shutdown, then SIGKILL for what is left.
-        stack.callback(lambda: _stop_all(procs, signal.SIGQUIT, grace=3.0))
+        # SIGQUIT (SIGTERM where there is none): Celery's cold shutdown, then kill what is left.
+        stack.callback(lambda: _stop_all(procs, QUIT_SIGNAL, grace=3.0))
         for name in names:
             procs.append(subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "course_lib.celery_tasks", "worker",
@@ -941,6 +936,25 @@ class ScoopRun:
     timed_out: bool
 
 
+# SCOOP 0.7's worker bootstrap loads the program with importlib's load_module(), which
+# warns on Python 3.12 to 3.14 (silenced: PYTHONWARNINGS=ignore) and is gone in 3.15. This
+# sitecustomize, on the launcher's and the workers' path, puts back an equivalent built on
+# exec_module() where it is missing. (SCOOP's TCP backend imports asyncore, gone since
+# 3.12: run_scoop keeps SCOOP's default ZeroMQ backend, which does not.)
+_SCOOP_SITECUSTOMIZE = """
+import importlib.machinery, importlib.util, sys
+if not hasattr(importlib.machinery.SourceFileLoader, "load_module"):
+    def _load_module(self, fullname=None):
+        name = fullname or self.name
+        spec = importlib.util.spec_from_file_location(name, self.path, loader=self)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        self.exec_module(module)
+        return module
+    importlib.machinery.SourceFileLoader.load_module = _load_module
+"""
+
+
 def run_scoop(program: str | os.PathLike[str], n: int = 2, *, timeout: float = 60.0,
               args: Sequence[str] = ()) -> ScoopRun:
     """Run a SCOOP program as ``python -m scoop -n N program`` with a time limit.
@@ -958,9 +972,12 @@ def run_scoop(program: str | os.PathLike[str], n: int = 2, *, timeout: float = 6
             path = Path(folder) / "scoop_program.py"
             path.write_text(str(program), encoding="utf-8")
         (Path(folder) / "tmp").mkdir()
+        shim = Path(folder) / "shim"
+        shim.mkdir()
+        (shim / "sitecustomize.py").write_text(_SCOOP_SITECUSTOMIZE, encoding="utf-8")
         env = dict(os.environ, TMPDIR=str(Path(folder) / "tmp"), PYTHONWARNINGS="ignore",
                    PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parent.parent),
-                                               os.environ.get("PYTHONPATH", "")]))
+                                               str(shim), os.environ.get("PYTHONPATH", "")]))
         proc = subprocess.Popen([sys.executable, "-m", "scoop", "-n", str(n),
                                  str(path), *args], cwd=folder, env=env, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -38,7 +38,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -175,6 +175,10 @@ class GPUProbe:
     devices: tuple[GPUDevice, ...] = ()
     driver_version: int | None = None
     error: str | None = None
+    kernel_checked: bool = False
+    """True when a child process also compiled and ran a test kernel with Numba CUDA."""
+    kernel_error: str | None = None
+    """Why that test kernel failed (NVVM or libdevice missing, driver too old), or None."""
 
     @property
     def found(self) -> bool:
@@ -280,11 +284,59 @@ def parse_probe_output(stdout: str) -> GPUProbe:
     return GPUProbe(error="the GPU probe printed no answer")
 
 
-def detect_cuda_gpu(timeout: float = _PROBE_TIMEOUT) -> GPUProbe:
+_SMOKE_MARK = "COURSE_CUDA_SMOKE "
+# Compiles and runs one tiny kernel with Numba CUDA in GPU mode. A child does it, so that a
+# failure (no NVVM, no libdevice, a driver too old for this numba-cuda) leaves the notebook
+# free to import numba.cuda in simulator mode instead.
+_SMOKE_CODE = r"""
+import json, os
+os.environ.pop("NUMBA_ENABLE_CUDASIM", None)
+out = {"error": None}
+try:
+    import numpy as np
+    from numba import cuda
+    if not cuda.is_available():
+        raise RuntimeError("numba.cuda.is_available() is False")
+    @cuda.jit
+    def smoke(a):
+        a[0] = 1.0
+    a = cuda.to_device(np.zeros(1, dtype=np.float32))
+    smoke[1, 1](a)
+    if float(a.copy_to_host()[0]) != 1.0:
+        raise RuntimeError("a test kernel ran but did not write its result")
+except BaseException as exc:
+    out["error"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+print(MARK + json.dumps(out), flush=True)
+""".replace("MARK", repr(_SMOKE_MARK), 1)
+
+
+def _smoke_test(timeout: float) -> str | None:
+    """Compile and run a kernel with Numba CUDA in a child; None if it worked, else why not."""
+    if importlib.util.find_spec("numba") is None:
+        return "numba is not installed: pip install -e '.[gpu]'"
+    try:
+        run = subprocess.run([sys.executable, "-c", _SMOKE_CODE], capture_output=True, text=True,
+                             timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return f"compiling a test kernel took over {timeout:g} s"
+    except OSError as exc:
+        return f"could not start the kernel test: {exc}"
+    for line in reversed(run.stdout.splitlines()):
+        if line.startswith(_SMOKE_MARK):
+            error: str | None = json.loads(line[len(_SMOKE_MARK):])["error"]
+            return error
+    last = (run.stderr.strip().splitlines() or [f"exit code {run.returncode}"])[-1]
+    return f"the kernel test crashed: {last}"
+
+
+def detect_cuda_gpu(timeout: float = _PROBE_TIMEOUT, *, kernel: bool = True) -> GPUProbe:
     """Ask the CUDA driver for its devices, in a child process; never raises.
 
     A child keeps this process free of CUDA state (a CUDA context does not
     survive ``fork``) and cannot hang it: it is stopped after ``timeout`` s.
+    When a device is found and ``kernel`` is true, a second child compiles and
+    runs a tiny Numba CUDA kernel (``kernel_checked``/``kernel_error``), so that
+    a GPU Numba cannot use is known before this process imports ``numba.cuda``.
     """
     try:
         run = subprocess.run([sys.executable, "-c", _PROBE_CODE], capture_output=True,
@@ -296,7 +348,29 @@ def detect_cuda_gpu(timeout: float = _PROBE_TIMEOUT) -> GPUProbe:
     probe = parse_probe_output(run.stdout)
     if probe.error == "the GPU probe printed no answer" and run.stderr.strip():
         return GPUProbe(error=f"the GPU probe failed: {run.stderr.strip().splitlines()[-1]}")
+    if probe.found and kernel:
+        probe = replace(probe, kernel_checked=True, kernel_error=_smoke_test(4 * timeout))
     return probe
+
+
+def _has_cuda_bindings() -> bool:
+    """True when NVIDIA's ``cuda-bindings`` (``cuda.bindings``) can be imported."""
+    try:
+        return importlib.util.find_spec("cuda.bindings") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+BINDING_ENV = "NUMBA_CUDA_USE_NVIDIA_BINDING"
+
+
+def _simulator_without_bindings(notes: list[str]) -> None:
+    """numba-cuda releases without a wheel of ``cuda-bindings`` (macOS) need this for the
+    simulator, or it stops with "CUDA bindings not found"."""
+    if not _has_cuda_bindings() and BINDING_ENV not in os.environ:
+        os.environ[BINDING_ENV] = "0"
+        notes.append(f"cuda-bindings is not installed (it has no wheel for this platform): "
+                     f"{BINDING_ENV}=0 was set so that the simulator runs without it.")
 
 
 # --------------------------------------------------------------------------- backends
@@ -328,7 +402,10 @@ class Backends:
     cores: int = 1
     notes: list[str] = field(default_factory=list)
     reasons: dict[str, str] = field(default_factory=dict)
-    """Why each feature is unavailable: keys ``gpu``, ``cupy``, ``opencl``, ``pycuda``, ``cuda``."""
+    """Why each feature is unavailable: keys ``gpu``, ``cupy``, ``opencl``, ``opencl_fp64``,
+    ``pycuda``, ``cuda``."""
+    opencl_fp64: bool = False
+    """True when the OpenCL device computes in double precision (``cl_khr_fp64``)."""
 
     @property
     def simulator(self) -> bool:
@@ -347,12 +424,13 @@ class Backends:
 
     def available(self, feature: str) -> bool:
         """Whether ``feature`` can run here: ``gpu``, ``cuda`` (GPU or simulator), ``cupy``,
-        ``opencl`` or ``pycuda``."""
+        ``opencl``, ``opencl_fp64`` (an OpenCL device with double precision) or ``pycuda``."""
         checks = {
             "gpu": self.gpu,
             "cuda": self.cuda in ("gpu", "simulator"),
             "cupy": self.arrays == "cupy",
             "opencl": self.opencl is not None,
+            "opencl_fp64": self.opencl is not None and self.opencl_fp64,
             "pycuda": self.pycuda,
         }
         if feature not in checks:
@@ -407,7 +485,8 @@ _FEATURE_NAMES = {
     "gpu": "an NVIDIA GPU",
     "cuda": "Numba CUDA (a GPU or the simulator)",
     "cupy": "CuPy on an NVIDIA GPU",
-    "opencl": "PyOpenCL with a device (pip install 'pyopencl[pocl]')",
+    "opencl": "PyOpenCL with a device",
+    "opencl_fp64": "an OpenCL device with double precision (cl_khr_fp64)",
     "pycuda": "PyCUDA on an NVIDIA GPU",
 }
 
@@ -452,6 +531,10 @@ def _dist_version(name: str) -> str | None:
         return None
 
 
+_KERNEL_FIX = ("Install the CUDA 12 compiler parts with pip install -e '.[cuda]' (numba-cuda[cu12]: "
+               "NVVM and libdevice), or update the NVIDIA driver")
+
+
 def _smoke_kernel(out: Any) -> None:
     out[0] = 1.0
 
@@ -465,6 +548,11 @@ def _choose_cuda(mode: str, probe: GPUProbe, rows: list[BackendRow],
         raise BackendError(
             f"{BACKEND_ENV}=gpu asks for a real GPU, but none was found ({no_gpu}). "
             f"Unset {BACKEND_ENV} (or set it to 'auto') to use the CUDA simulator."
+        )
+    if mode == "gpu" and probe.kernel_error:
+        raise BackendError(
+            f"{BACKEND_ENV}=gpu asks for the GPU ({probe.devices[0].name}), but Numba could "
+            f"not run a test kernel on it: {probe.kernel_error}. {_KERNEL_FIX}"
         )
     if already is not None:
         simulated = _imported_cuda_is_simulator(already)
@@ -496,8 +584,17 @@ def _choose_cuda(mode: str, probe: GPUProbe, rows: list[BackendRow],
             why += f" (a GPU is present: {probe.devices[0].name})"
         os.environ[SIMULATOR_ENV] = "1"
         picked = "simulator"
+    elif probe.found and probe.kernel_error:
+        os.environ[SIMULATOR_ENV] = "1"
+        reasons["gpu"] = (f"a GPU is here ({probe.devices[0].name}), but Numba could not run a "
+                          f"test kernel on it ({probe.kernel_error}). {_KERNEL_FIX}")
+        why = reasons["gpu"] + f"; so {SIMULATOR_ENV}=1 was set: the simulator instead"
+        notes.append("The GPU is not used: " + reasons["gpu"])
+        picked = "simulator"
     elif probe.found:
         why = f"found {probe.devices[0].describe()}; driver {probe.driver}"
+        if probe.kernel_checked:
+            why += "; a test kernel compiled and ran"
         picked = "gpu"
     elif sim_env == "0":
         reasons["cuda"] = (f"{SIMULATOR_ENV}=0 forbids the simulator and there is no GPU "
@@ -509,6 +606,8 @@ def _choose_cuda(mode: str, probe: GPUProbe, rows: list[BackendRow],
         why = f"no GPU ({no_gpu}); {SIMULATOR_ENV}=1 was set before importing numba.cuda"
         picked = "simulator"
 
+    if picked == "simulator":
+        _simulator_without_bindings(notes)
     _quiet_numba_warnings()
     try:
         cuda: Any = importlib.import_module("numba.cuda")
@@ -545,7 +644,9 @@ def _choose_arrays(cuda: str, probe: GPUProbe, rows: list[BackendRow],
                                "no GPU, so CuPy cannot run; the same xp code runs on NumPy"))
         return "numpy", np
     if cuda == "simulator":
-        reasons["cupy"] = "the simulator was asked for, so arrays stay on the CPU"
+        reasons["cupy"] = ("Numba could not use the GPU, so the chapter runs on the simulator and "
+                           "arrays stay on the CPU" if probe.kernel_error else
+                           "the simulator was asked for, so arrays stay on the CPU")
         rows.append(BackendRow("arrays (xp)", f"NumPy {np.__version__}", reasons["cupy"]))
         return "numpy", np
     try:
@@ -587,26 +688,72 @@ def _opencl_devices() -> list[tuple[Any, Any, str]]:
     return found
 
 
-def _choose_opencl(rows: list[BackendRow], reasons: dict[str, str]) -> str | None:
+def opencl_install_hint(platform: str | None = None, machine: str | None = None) -> str:
+    """What to install for an OpenCL device on this platform (PoCL's wheel is Linux x86_64 only)."""
+    import platform as _platform
+
+    system = platform or sys.platform
+    arch = (machine or _platform.machine()).lower()
+    if system.startswith("linux") and arch in ("x86_64", "amd64"):
+        return "pip install pocl-binary-distribution (a CPU device; make lab installs it)"
+    if system.startswith("linux"):
+        return ("install PoCL from your distribution (sudo apt install pocl-opencl-icd) or "
+                "conda (conda install -c conda-forge pocl), or your GPU vendor's OpenCL driver")
+    if system == "darwin":
+        return ("macOS ships OpenCL, so a device should be listed: if none is, "
+                "conda install -c conda-forge pocl adds a CPU device")
+    if system == "win32":
+        return ("install your GPU vendor's driver (Intel, AMD and NVIDIA drivers include "
+                "OpenCL), or conda install -c conda-forge pocl for a CPU device")
+    return "install an OpenCL driver (PoCL gives a CPU device)"
+
+
+def device_has_fp64(device: Any) -> bool:
+    """True when an OpenCL device computes in double precision (``cl_khr_fp64``).
+
+    Apple GPUs and many Intel GPUs have no double precision: a kernel that uses
+    ``double`` does not build there.
+    """
+    try:
+        if "cl_khr_fp64" in str(device.extensions).split():
+            return True
+    except Exception:  # noqa: BLE001 - a driver that cannot say
+        pass
+    try:
+        return bool(device.double_fp_config)
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _choose_opencl(rows: list[BackendRow], reasons: dict[str, str]) -> tuple[str | None, bool]:
+    not_available = "OpenCL not available"
     try:
         devices = _opencl_devices()
     except ImportError:
-        reasons["opencl"] = "pyopencl is not installed: pip install 'pyopencl[pocl]'"
+        reasons["opencl"] = f"{not_available}: pyopencl is not installed: pip install pyopencl"
         rows.append(BackendRow("OpenCL", "unavailable", reasons["opencl"]))
-        return None
+        return None, False
     except Exception as exc:  # noqa: BLE001
-        reasons["opencl"] = f"no OpenCL platform ({type(exc).__name__}: {exc}); " \
-                            "pip install pocl-binary-distribution adds a CPU device"
+        reasons["opencl"] = (f"{not_available}: no OpenCL platform ({type(exc).__name__}: {exc}); "
+                             + opencl_install_hint())
         rows.append(BackendRow("OpenCL", "unavailable", reasons["opencl"]))
-        return None
+        return None, False
     if not devices:
-        reasons["opencl"] = "no OpenCL device: pip install pocl-binary-distribution"
+        reasons["opencl"] = f"{not_available}: no OpenCL device; " + opencl_install_hint()
         rows.append(BackendRow("OpenCL", "unavailable", reasons["opencl"]))
-        return None
+        return None, False
     label = devices[0][2]
     why = "a GPU device comes first" if "GPU" in label else "the only kind of device here"
+    fp64 = device_has_fp64(devices[0][1])
+    if fp64:
+        why += "; double precision (cl_khr_fp64) available"
+    else:
+        reasons["opencl_fp64"] = (f"{label} has no double precision (cl_khr_fp64), as Apple GPUs "
+                                  "and many Intel GPUs; kernels with double cannot build there "
+                                  "(set PYOPENCL_CTX to pick another device, or use float32)")
+        why += "; NO double precision (cl_khr_fp64): float64 kernels are skipped"
     rows.append(BackendRow("OpenCL", f"PyOpenCL on {label}", why))
-    return label
+    return label, fp64
 
 
 def _choose_pycuda(cuda: str, probe: GPUProbe, rows: list[BackendRow],
@@ -658,9 +805,11 @@ def choose_backends(
     if cuda != "gpu" and "gpu" not in reasons:
         reasons["gpu"] = reasons.get("cuda", "the simulator was asked for")
     arrays, xp = _choose_arrays(cuda, found, rows, reasons)
-    opencl_label = _choose_opencl(rows, reasons) if opencl else None
+    opencl_label, opencl_fp64 = _choose_opencl(rows, reasons) if opencl else (None, False)
     if not opencl:
         reasons["opencl"] = "not looked for (opencl=False)"
+    if opencl_label is None:
+        reasons.setdefault("opencl_fp64", reasons["opencl"])
     has_pycuda = _choose_pycuda(cuda, found, rows, reasons)
 
     from .machine import usable_cores
@@ -674,7 +823,8 @@ def choose_backends(
         rows.append(BackendRow("Numba on the CPU", f"numba {numba_version}, {threads} threads",
                                f"{cores} usable core(s); NUMBA_NUM_THREADS sets the number"))
     backends = Backends(cuda=cuda, arrays=arrays, opencl=opencl_label, pycuda=has_pycuda,
-                        probe=found, rows=rows, xp=xp, cores=cores, notes=notes, reasons=reasons)
+                        probe=found, rows=rows, xp=xp, cores=cores, notes=notes, reasons=reasons,
+                        opencl_fp64=opencl_fp64)
     _CURRENT = backends
     return backends
 
@@ -1139,11 +1289,11 @@ class OpenCLSession:
         try:
             self.cl: Any = importlib.import_module("pyopencl")
         except ImportError:
-            raise BackendError("pyopencl is not installed: pip install 'pyopencl[pocl]'") from None
+            raise BackendError("OpenCL not available: pyopencl is not installed: "
+                               "pip install pyopencl") from None
         devices = _opencl_devices()
         if not devices:
-            raise BackendError("no OpenCL device: pip install pocl-binary-distribution "
-                               "(a CPU device), or install your GPU vendor's OpenCL driver")
+            raise BackendError("OpenCL not available: no OpenCL device; " + opencl_install_hint())
         if not prefer_gpu:
             devices.sort(key=lambda item: 0 if "GPU" not in item[2] else 1)
         _platform, self.device, self.label = devices[0]

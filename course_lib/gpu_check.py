@@ -1,10 +1,13 @@
 """``python -m course_lib.gpu_check``: run chapter 7 and its GPU benchmarks, write a report.
 
 On a machine with an NVIDIA GPU (``make gpu-check``) it executes the chapter's
-source notebooks there, so that every CUDA and CuPy cell runs on the device,
-runs the GPU figures of ``python -m benchmarks`` and writes a short Markdown
-report: the device, the backends the notebooks picked, each notebook's result
-and time, each figure against its goal. Without a GPU it runs all the same and
+source notebooks there (solutions and hidden tests included), so that every CUDA
+and CuPy cell runs on the device, runs the GPU figures of ``python -m benchmarks``
+(CuPy SAXPY bandwidth as a fraction of the device's peak, the tiled matmul against
+the naive kernel, GPU against NumPy), times copies over PCIe and writes a Markdown
+report: the device, the backends the notebooks picked, each notebook's result,
+time and cells run, each exercise's tests, each figure against its goal, the
+transfers and ``nvidia-smi``. Without a GPU it runs all the same and
 says "no GPU: simulator/PoCL path".
 
 Exit status: 0 when every notebook ran cleanly (no error, nothing on stderr)
@@ -54,6 +57,12 @@ class NotebookResult:
     name: str
     seconds: float
     problems: list[str] = field(default_factory=list)
+    cells: int = 0
+    """Code cells in the notebook."""
+    executed: int = 0
+    """Code cells that ran (an execution count was given)."""
+    exercises: dict[str, bool] = field(default_factory=dict)
+    """Each exercise's test cell (nbgrader grade id): passed or not."""
 
     @property
     def ok(self) -> bool:
@@ -106,14 +115,27 @@ def run_notebook(path: Path, *, cell_timeout: float = 600.0) -> NotebookResult:
                      resources={"metadata": {"path": str(path.parent)}}).execute()
     except Exception as exc:  # noqa: BLE001 - a kernel that died or timed out is a result
         problems.append(f"execution stopped: {type(exc).__name__}: {str(exc)[:300]}")
+    code_cells = executed = 0
+    exercises: dict[str, bool] = {}
     for index, cell in enumerate(nb.cells):
+        if cell.get("cell_type") != "code":
+            continue
+        code_cells += 1
+        executed += cell.get("execution_count") is not None
+        failed = False
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
+                failed = True
                 problems.append(f"cell {index}: {output.get('ename')}: "
                                 f"{str(output.get('evalue'))[:300]}")
             elif output.get("output_type") == "stream" and output.get("name") == "stderr":
                 problems.append(f"cell {index} wrote to stderr: {str(output.get('text'))[:300]!r}")
-    return NotebookResult(path.name, time.perf_counter() - began, problems)
+        grading = cell.get("metadata", {}).get("nbgrader", {})
+        if grading.get("grade") and grading.get("grade_id"):
+            exercises[str(grading["grade_id"])] = (not failed
+                                                   and cell.get("execution_count") is not None)
+    return NotebookResult(path.name, time.perf_counter() - began, problems, code_cells, executed,
+                          exercises)
 
 
 _BENCH_CODE = f"""
@@ -159,6 +181,68 @@ def run_benchmarks(names: Sequence[str], *, timeout: float = 1800.0) -> list[Ben
             for n in names]
 
 
+def nvidia_smi(timeout: float = 60.0) -> str:
+    """``nvidia-smi``'s output, or why there is none."""
+    import shutil
+
+    program = shutil.which("nvidia-smi")
+    if program is None:
+        return "nvidia-smi not found: no NVIDIA driver on this machine"
+    try:
+        run = subprocess.run([program], capture_output=True, text=True, timeout=timeout,
+                             stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"nvidia-smi failed: {exc}"
+    return (run.stdout + run.stderr).strip() or f"nvidia-smi printed nothing (exit {run.returncode})"
+
+
+_TRANSFER_CODE = f"""
+import json
+from course_lib.gpu import choose_backends, transfer_study
+choose_backends(opencl=False)
+study = transfer_study()
+print({_MARK!r} + json.dumps({{"measured": study.measured, "device": study.device,
+      "sizes": study.sizes, "host_to_device": study.host_to_device,
+      "on_device": study.on_device, "device_to_host": study.device_to_host}}))
+"""
+
+
+def run_transfers(timeout: float = 600.0) -> dict[str, Any]:
+    """Host↔device copy times from :func:`course_lib.gpu.transfer_study`, in a child process
+    (measured on a GPU; the model otherwise, marked ``measured: False``)."""
+    try:
+        run = subprocess.run([sys.executable, "-c", _TRANSFER_CODE], capture_output=True,
+                             text=True, timeout=timeout, cwd=REPO, env=_child_env(),
+                             stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return {"error": f"the transfer study took over {timeout:g} s"}
+    for line in reversed(run.stdout.splitlines()):
+        if line.startswith(_MARK):
+            data: dict[str, Any] = json.loads(line[len(_MARK):])
+            return data
+    return {"error": "the transfer study failed: "
+                     + (run.stderr.strip().splitlines() or ["no output"])[-1]}
+
+
+def _transfer_lines(transfers: dict[str, Any] | None) -> list[str]:
+    if not transfers:
+        return ["not run"]
+    if "error" in transfers:
+        return [f"FAILED: {transfers['error']}"]
+    source = (f"measured on {transfers['device']}" if transfers["measured"] else
+              "NOT measured: no GPU, these are the model's figures (PCIe 4.0 x16 ~25 GB/s)")
+    lines = [source, "", "| size | host → device | device → host | on the device |",
+             "| --- | --- | --- | --- |"]
+    def rate(size: int, seconds: float, factor: float = 1.0) -> str:
+        return f"{factor * size / seconds / 1e9:.1f} GB/s" if seconds > 0 else "?"
+
+    for i, size in enumerate(transfers["sizes"]):
+        lines.append(f"| {size / 2**20:g} MiB | {rate(size, transfers['host_to_device'][i])} | "
+                     f"{rate(size, transfers['device_to_host'][i])} | "
+                     f"{rate(size, transfers['on_device'][i], 2.0)} |")
+    return lines
+
+
 def _backends_text(timeout: float = 120.0) -> str:
     """What ``choose_backends()`` picks in a fresh process (as the notebooks will)."""
     code = "from course_lib.gpu import choose_backends\nprint(choose_backends())\n"
@@ -177,8 +261,10 @@ def _cell(text: str) -> str:
 
 
 def render_report(probe: GPUProbe, backends: str, notebooks: Sequence[NotebookResult],
-                  benchmarks: Sequence[BenchmarkResult], *, when: str | None = None) -> str:
-    """The Markdown report."""
+                  benchmarks: Sequence[BenchmarkResult], *, when: str | None = None,
+                  smi: str | None = None, transfers: dict[str, Any] | None = None) -> str:
+    """The Markdown report: device, backends, every notebook's cells and exercise tests,
+    the GPU figures, the host↔device transfers and ``nvidia-smi``."""
     stamp = when or datetime.datetime.now().isoformat(timespec="seconds")
     lines = ["# GPU check: chapter 7", "",
              f"- when: {stamp}",
@@ -193,11 +279,21 @@ def render_report(probe: GPUProbe, backends: str, notebooks: Sequence[NotebookRe
 
     lines += ["## Notebooks", ""]
     if notebooks:
-        lines += ["| notebook | result | seconds | problems |", "| --- | --- | --- | --- |"]
+        lines += ["| notebook | result | seconds | problems | code cells run |",
+                  "| --- | --- | --- | --- | --- |"]
         for nb in notebooks:
             result = "ok" if nb.ok else "FAILED"
             problems = "; ".join(nb.problems) if nb.problems else ""
-            lines.append(f"| {nb.name} | {result} | {nb.seconds:.1f} | {_cell(problems)} |")
+            lines.append(f"| {nb.name} | {result} | {nb.seconds:.1f} | {_cell(problems)} | "
+                         f"{nb.executed}/{nb.cells} |")
+        tests = [(nb.name, grade_id, ok) for nb in notebooks for grade_id, ok in nb.exercises.items()]
+        lines += ["", "### Exercise tests", ""]
+        if tests:
+            lines += ["| notebook | test cell | result |", "| --- | --- | --- |"]
+            lines += [f"| {name} | {grade_id} | {'pass' if ok else 'FAIL'} |"
+                      for name, grade_id, ok in tests]
+        else:
+            lines.append("none found")
     else:
         lines.append("not run")
     lines += ["", "## Benchmarks", ""]
@@ -209,8 +305,11 @@ def render_report(probe: GPUProbe, backends: str, notebooks: Sequence[NotebookRe
             lines.append(f"| {b.name} | {value} | {_cell(b.goal)} | {verdict} | {_cell(b.detail)} |")
     else:
         lines.append("not run")
+    lines += ["", "## Transfers over PCIe", "", *_transfer_lines(transfers)]
+    lines += ["", "## nvidia-smi", "", "```text", smi or "not run", "```"]
     failed = [nb.name for nb in notebooks if not nb.ok] + \
-             [b.name for b in benchmarks if b.status == "failed"]
+             [b.name for b in benchmarks if b.status == "failed"] + \
+             (["transfers"] if transfers and "error" in transfers else [])
     lines += ["", "## Verdict", "",
               "OK" if not failed else f"PROBLEMS in: {', '.join(failed)}", ""]
     return "\n".join(lines)
@@ -266,7 +365,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if names:
         print(f"measuring {', '.join(names)} ...", flush=True)
     figures = run_benchmarks(names)
-    report = render_report(probe, backends, results, figures)
+    print("timing host <-> device copies ...", flush=True)
+    transfers = run_transfers()
+    smi = nvidia_smi()
+    report = render_report(probe, backends, results, figures, smi=smi, transfers=transfers)
     out: Path = args.out
     if out.parent and not out.parent.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -275,7 +377,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.replace(tmp, out)
     print(report)
     print(f"report written to {out}")
-    bad = any(not r.ok for r in results) or any(f.status == "failed" for f in figures)
+    bad = (any(not r.ok for r in results) or any(f.status == "failed" for f in figures)
+           or "error" in transfers)
     return 1 if bad else 0
 
 

@@ -18,7 +18,6 @@ import os
 import platform
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import sysconfig
@@ -382,25 +381,14 @@ def _kill_group(proc: subprocess.Popen[str]) -> None:
     """Kill ``proc`` and everything under it.
 
     Killing the process group is not enough for MPI: MPICH's launcher starts its
-    proxy and every rank in sessions of their own, so the descendants are killed
-    one by one first.
+    proxy and every rank in sessions of their own, so :func:`course_lib.proc.kill_tree`
+    follows parent links as well (and works where there is no ``os.killpg``).
     """
-    try:
-        import psutil
+    from .proc import kill_tree
 
-        for child in psutil.Process(proc.pid).children(recursive=True):
-            try:
-                child.kill()
-            except psutil.Error:
-                pass
-    except Exception:  # psutil missing, or the process is already gone
-        pass
     try:
-        if os.name == "posix":
-            os.killpg(proc.pid, signal.SIGKILL)
-        else:  # pragma: no cover - Windows
-            proc.kill()
-    except (ProcessLookupError, PermissionError, OSError):
+        kill_tree(proc, timeout=5)
+    except Exception:  # noqa: BLE001 - psutil missing or refused: kill the child at least
         try:
             proc.kill()
         except OSError:
@@ -566,13 +554,26 @@ def _memory_rows(facts: dict[str, Any]) -> list[MachineRow]:
 # --------------------------------------------------------------------------- MPI
 
 
-def _find_mpiexec() -> str | None:
-    """``mpiexec`` next to this interpreter (the mpich wheel puts it there), else on PATH."""
-    bindir = Path(sys.executable).parent
-    for name in ("mpiexec", "mpiexec.exe", "mpirun"):
-        candidate = bindir / name
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
+def _mpiexec_folders(executable: str | None = None, prefix: str | None = None) -> list[Path]:
+    """Where an environment's own MPI launcher may be: next to Python (the mpich wheel,
+    ``Scripts`` on Windows), and ``Library\\bin`` (Intel MPI's impi-rt wheel on Windows)."""
+    here = Path(executable or sys.executable).parent
+    root = Path(prefix or sys.prefix)
+    folders = [here, root / "Scripts", root / "bin", root / "Library" / "bin"]
+    unique: list[Path] = []
+    for folder in folders:
+        if folder not in unique:
+            unique.append(folder)
+    return unique
+
+
+def find_mpiexec(executable: str | None = None, prefix: str | None = None) -> str | None:
+    """``mpiexec`` of this environment (see :func:`_mpiexec_folders`), else on PATH."""
+    for folder in _mpiexec_folders(executable, prefix):
+        for name in ("mpiexec", "mpiexec.exe", "mpirun"):
+            candidate = folder / name
+            if candidate.is_file() and os.access(candidate, os.X_OK):
+                return str(candidate)
     return shutil.which("mpiexec") or shutil.which("mpirun")
 
 
@@ -620,7 +621,7 @@ def _mpi_rows(facts: dict[str, Any], n: int = 4) -> list[MachineRow]:
                 )
             )
 
-    mpiexec = _find_mpiexec()
+    mpiexec = find_mpiexec()
     mpi["mpiexec"] = mpiexec
     mpi["mpiexec_works"] = False
     if mpiexec is None:

@@ -135,9 +135,9 @@ def mpiexec_command(mpiexec: str | Sequence[str] | None = None) -> list[str]:
         if raw:
             mpiexec, source = raw, f"${MPIEXEC_ENV}"
     if mpiexec is None:
-        from .machine import _find_mpiexec
+        from .machine import find_mpiexec
 
-        found = _find_mpiexec()
+        found = find_mpiexec()
         if found is None:
             raise MPIUnavailableError(
                 "no mpiexec found (not next to Python, not on PATH): " + _INSTALL
@@ -576,59 +576,15 @@ def _shm_segments(processes: Iterable[Any]) -> set[str]:
     return found
 
 
-def _wait_gone(psutil: Any, processes: list[Any], seconds: float) -> None:
-    """Wait until every process has exited (a zombie counts: only its parent can reap it)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        alive = []
-        for process in processes:
-            try:
-                if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
-                    alive.append(process)
-            except psutil.Error:
-                continue
-        if not alive:
-            return
-        processes = alive
-        time.sleep(0.01)
-
-
 def _stop_job(proc: subprocess.Popen[bytes]) -> None:
     """Kill mpiexec and every process under it (launchers put ranks in sessions of their own)."""
-    import signal
-    import subprocess
-    psutil: Any = importlib.import_module("psutil")
-    try:
-        root = psutil.Process(proc.pid)
-        family = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        family = []
-    segments = _shm_segments(family) if sys.platform.startswith("linux") else set()
-    for _ in range(2):  # a second sweep catches anything started while the first one ran
-        for process in family:
-            try:
-                process.kill()
-            except psutil.Error:
-                pass
-        if os.name == "posix":
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except OSError:
-                pass
-        more = []
-        for process in family:
-            try:
-                more.extend(process.children(recursive=True))
-            except psutil.Error:
-                continue
-        if not more:
-            break
-        family.extend(more)
-    try:
-        proc.wait(timeout=_KILL_WAIT)
-    except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL is not ignored
-        pass
-    _wait_gone(psutil, family, _KILL_WAIT)
+    from .proc import family, kill_tree
+
+    members = family(proc)
+    segments = _shm_segments(members) if sys.platform.startswith("linux") else set()
+    # kill_tree follows parent links (a rank in a session of its own is still found),
+    # kills the group where there are groups, and sweeps again for late children.
+    kill_tree(proc, timeout=_KILL_WAIT)
     for segment in segments:  # killed ranks cannot remove their shared memory themselves
         try:
             os.unlink(segment)

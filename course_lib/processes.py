@@ -44,7 +44,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from .machine import start_method, usable_cores
-from .workers import _as_int, busy_work
+from .workers import as_int as _as_int
+from .workers import busy_work
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -69,6 +70,7 @@ __all__ = [
     "logged_call",
     "make_bytes",
     "pipe_echo",
+    "pipe_square_server",
     "pool_map",
     "predict",
     "queue_worker",
@@ -280,6 +282,38 @@ def pipe_echo(conn: Any) -> None:
         return
     finally:
         conn.close()
+
+
+def pipe_square_server(conn: Any, idle_timeout: float = 30.0) -> None:
+    """Serve one client on a ``Pipe`` end: answer each number ``x`` with ``(x * x, pid)``.
+
+    Stops at the sentinel ``None`` with exit code 0.  Exits with code 3 when
+    the client closes its end without sending ``None`` (``EOFError``) or sends
+    nothing for ``idle_timeout`` seconds, and with code 2 after answering a
+    request that is not a number with ``("error", message)``.  Closes ``conn``.
+    """
+    limit = _as_seconds(idle_timeout, "idle_timeout")
+    pid = os.getpid()
+    code = 0
+    try:
+        while True:
+            if not conn.poll(limit):
+                code = 3
+                break
+            request = conn.recv()
+            if request is None:
+                break
+            if isinstance(request, bool) or not isinstance(request, (int, float)):
+                conn.send(("error", f"expected a number, got {type(request).__name__}"))
+                code = 2
+                continue
+            conn.send((request * request, pid))
+    except (EOFError, OSError):  # the client is gone without saying goodbye
+        code = 3
+    finally:
+        conn.close()
+    if code:
+        sys.exit(code)
 
 
 def add_to_value(value: Any, n: int, use_lock: bool = True, start: Any = None) -> None:
@@ -517,13 +551,14 @@ def square(x: Any) -> Any:
     return x * x
 
 
-def traced(tracer: RemoteTracer, name: str, fn: Callable[[Any], R], item: Any) -> R:
-    """``fn(item)`` recorded as a span called ``name`` on ``tracer`` (a ``tr.for_process()``).
+def traced(tracer: RemoteTracer, name: str, fn: Callable[..., R], *args: Any) -> R:
+    """``fn(*args)`` recorded as a span called ``name`` on ``tracer`` (a ``tr.for_process()``).
 
-    Use it with ``functools.partial(traced, remote, "name", fn)`` as a pool task.
+    Use it with ``functools.partial(traced, remote, "name", fn)`` as a pool task,
+    with ``map`` (one argument per task) or ``starmap`` (several).
     """
     with tracer.span(name):
-        return fn(item)
+        return fn(*args)
 
 
 def make_bytes(n: int) -> bytes:

@@ -711,7 +711,7 @@ class LockAborted(BaseException):
     """
 
 
-def _natural_key(text: str) -> list[Any]:
+def natural_key(text: str) -> list[Any]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
@@ -743,7 +743,7 @@ class HoldsWaits:
     def describe(self) -> str:
         """One sentence per thread in the cycle (or per waiting thread when there is no cycle)."""
         holders = self.holders
-        who = self.cycle or tuple(sorted(self.waits, key=_natural_key))
+        who = self.cycle or tuple(sorted(self.waits, key=natural_key))
         parts = []
         for thread in who:
             held = self.holds.get(thread, ())

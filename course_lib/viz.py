@@ -517,7 +517,7 @@ def wait_for_graph(
     from matplotlib.lines import Line2D
     from matplotlib.patches import Circle, FancyArrowPatch, Rectangle
 
-    from .sync import _natural_key
+    from .sync import natural_key
 
     if snapshot is None or not (hasattr(snapshot, "holds") and hasattr(snapshot, "waits")):
         raise TypeError("snapshot must be a course_lib.sync.HoldsWaits (LockMonitor.snapshot(), or "
@@ -525,10 +525,10 @@ def wait_for_graph(
     holds: dict[str, tuple[str, ...]] = dict(snapshot.holds)
     waits: dict[str, str] = dict(snapshot.waits)
     cycle = tuple(getattr(snapshot, "cycle", ()))
-    threads = sorted(set(holds) | set(waits), key=_natural_key)
+    threads = sorted(set(holds) | set(waits), key=natural_key)
     known = list(getattr(snapshot, "locks", ()) or ())
     used = {lock for held in holds.values() for lock in held} | set(waits.values())
-    locks = known + sorted(used - set(known), key=_natural_key)
+    locks = known + sorted(used - set(known), key=natural_key)
     if order is None:
         nodes: list[str] = []
         for i in range(max(len(threads), len(locks))):

@@ -23,7 +23,7 @@ __all__ = ["busy_work", "count_primes", "hash_block", "io_wait"]
 _MODULUS = 2**61 - 1  # keeps the checksum a small int, so the loop cost stays flat
 
 
-def _as_int(value: object, name: str) -> int:
+def as_int(value: object, name: str) -> int:
     if isinstance(value, bool):
         raise TypeError(f"{name} must be an int, got a bool")
     try:
@@ -38,7 +38,7 @@ def busy_work(n: int) -> int:
     The checksum is ``sum(i * i for i in range(n)) % (2**61 - 1)``, so callers
     can check the answer without running the loop.
     """
-    steps = _as_int(n, "n")
+    steps = as_int(n, "n")
     if steps < 0:
         raise ValueError(f"n must be >= 0, got {steps}")
     total = 0
@@ -70,7 +70,7 @@ def hash_block(data: bytes | bytearray | memoryview, rounds: int = 1) -> str:
         raise TypeError("data must be bytes, not str: encode it first, e.g. text.encode()")
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes-like, got {type(data).__name__}")
-    count = _as_int(rounds, "rounds")
+    count = as_int(rounds, "rounds")
     if count < 1:
         raise ValueError(f"rounds must be >= 1, got {count}")
     digest = b""
@@ -101,8 +101,8 @@ def count_primes(lo: int, hi: int) -> int:
     adjacent chunks add up: ``count_primes(a, b) + count_primes(b, c) ==
     count_primes(a, c)``.
     """
-    start = _as_int(lo, "lo")
-    stop = _as_int(hi, "hi")
+    start = as_int(lo, "lo")
+    stop = as_int(hi, "hi")
     if start < 0:
         raise ValueError(f"lo must be >= 0, got {start}")
     if stop < start:

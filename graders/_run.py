@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from course_lib.proc import kill_tree
 
 __all__ = ["run_nbgrader", "TIMED_OUT"]
 
@@ -50,10 +51,9 @@ def run_nbgrader(
         except subprocess.TimeoutExpired:
             code = TIMED_OUT
         finally:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            # The whole tree, group included where there are groups (course_lib.proc works
+            # without os.killpg too, e.g. on Windows).
+            kill_tree(proc, timeout=30)
             proc.wait()
         log.seek(0)
         return code, log.read()

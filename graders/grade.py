@@ -21,8 +21,9 @@ work on the result. What it does differently from ``nbgrader autograde``:
 
 Like nbgrader, it ignores notebooks that are not part of the assignment
 (named in the detail), reads any nbformat version, copies ``timestamp.txt``
-into ``autograded/`` (feedback needs it) and leaves graded cells a notebook
-no longer has (deleted, metadata stripped) to manual grading.
+and ``submission_secret.txt`` into ``autograded/`` (feedback needs them) and
+leaves graded cells a notebook no longer has (deleted, metadata stripped) to
+manual grading.
 """
 
 from __future__ import annotations

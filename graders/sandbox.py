@@ -23,7 +23,6 @@ import functools
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import threading
@@ -32,10 +31,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from course_lib.proc import kill_tree
+
 __all__ = ["Isolation", "Limits", "Sandbox", "SandboxResult", "detect_isolation", "MARKER_VAR"]
 
 MARKER_VAR = "GRADERS_SANDBOX"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+PROC = Path("/proc")  # Linux; elsewhere psutil answers the same questions
 
 
 @dataclass(frozen=True)
@@ -147,26 +149,53 @@ def detect_isolation() -> Isolation:
 
 
 def _marked_pids(token: str) -> list[int]:
-    needle = f"{MARKER_VAR}={token}".encode()
+    """Processes whose environment carries the sandbox's marker (not this one).
+
+    Reads ``/proc/PID/environ`` where there is a ``/proc``; elsewhere (macOS, Windows)
+    psutil reads the environments it may.
+    """
+    needle = f"{MARKER_VAR}={token}"
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+    if PROC.is_dir():
+        raw = needle.encode()
+        for entry in PROC.iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                environ = (entry / "environ").read_bytes()
+            except OSError:
+                continue
+            if raw in environ.split(b"\0"):
+                found.append(int(entry.name))
+        return found
+    import psutil
+
+    key, _, value = needle.partition("=")
+    for process in psutil.process_iter():
+        if process.pid == os.getpid():
             continue
         try:
-            environ = (entry / "environ").read_bytes()
-        except OSError:
+            if process.environ().get(key) == value:
+                found.append(process.pid)
+        except (psutil.Error, OSError):
             continue
-        if needle in environ.split(b"\0"):
-            found.append(int(entry.name))
     return found
 
 
 def _kill(pids: list[int]) -> None:
+    import psutil
+
     for pid in pids:
         try:
-            os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
+            psutil.Process(pid).kill()  # SIGKILL, or TerminateProcess on Windows
+        except (psutil.Error, OSError):
             pass
+
+
+def _uid() -> int | None:
+    """This user's id, None where there are none (Windows)."""
+    getuid = getattr(os, "getuid", None)
+    return int(getuid()) if getuid is not None else None
 
 
 class Sandbox:
@@ -273,7 +302,7 @@ class Sandbox:
             "tmpfs_mb": limits.memory_mb,
             "keep": _needed_paths(self.workdir),
             "rlimit_data_mb": None if self.isolation.cgroup else limits.memory_mb,
-            "rlimit_nproc": (None if self.isolation.cgroup or os.getuid() == 0
+            "rlimit_nproc": (None if self.isolation.cgroup or _uid() in (0, None)
                              else limits.max_processes + _user_process_count()),
         }
         start = self.clock()
@@ -285,7 +314,7 @@ class Sandbox:
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
             watchdog = None
-            if not self.isolation.cgroup and os.getuid() == 0:
+            if not self.isolation.cgroup and _uid() == 0:
                 watchdog = threading.Thread(target=self._count_processes, daemon=True)
                 watchdog.start()
             try:
@@ -314,15 +343,12 @@ class Sandbox:
     def kill_all(self) -> None:
         """Kill every process of the sandbox, by session, cgroup and marker; wait for them."""
         if self._proc is not None:
-            try:
-                os.killpg(self._proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            # Its session and every descendant (os.killpg where it exists, else psutil).
+            kill_tree(self._proc, timeout=10)
             self._proc.wait()
         for _ in range(100):
             pids = set(self._cgroup_pids())
-            if sys.platform.startswith("linux"):
-                pids.update(_marked_pids(self.token))
+            pids.update(_marked_pids(self.token))
             if not pids:
                 break
             _kill(sorted(pids))
@@ -349,15 +375,28 @@ class Sandbox:
 
 
 def _user_process_count() -> int:
-    uid = os.getuid()
+    """How many processes this user runs (``/proc`` where it exists, else psutil)."""
+    uid = _uid()
+    if uid is None:
+        return 0
     count = 0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if entry.stat().st_uid == uid:
-                    count += 1
-            except OSError:
-                pass
+    if PROC.is_dir():
+        for entry in PROC.iterdir():
+            if entry.name.isdigit():
+                try:
+                    if entry.stat().st_uid == uid:
+                        count += 1
+                except OSError:
+                    pass
+        return count
+    import psutil
+
+    for process in psutil.process_iter():
+        try:
+            if process.uids().real == uid:
+                count += 1
+        except (psutil.Error, AttributeError):
+            continue
     return count
 
 

@@ -1,4 +1,4 @@
-"""graders._checks_gpu: each evidence check passes on the reference and fails on the lazy answer.
+"""graders.checks.gpu: each evidence check passes on the reference and fails on the lazy answer.
 
 The simulator checks need NUMBA_ENABLE_CUDASIM before numba.cuda is imported,
 which cannot be undone in a process, so they run in one short child process
@@ -22,6 +22,7 @@ from course_lib.gpu import array_module
 from graders.checks import (
     assert_numba_compiled,
     assert_numba_gufunc,
+    assert_prange_reduction,
     assert_stays_on_device,
     device_like,
     is_device_like,
@@ -357,6 +358,57 @@ def test_numba_gufunc_passes_on_guvectorize_and_fails_on_numpy_and_object_mode()
 
     with pytest.raises(AssertionError, match="object mode"):
         assert_numba_gufunc(objmode, "(n),()->(n)")
+
+
+def test_prange_reduction_passes_on_an_array_reduction_and_fails_on_race_serial_and_numpy() -> None:
+    import numba
+    from numba import prange
+
+    def chunked(values: Any, n_bins: int) -> Any:
+        counts = np.zeros(n_bins, dtype=np.int64)
+        n = values.shape[0]
+        for c in prange(4):
+            local = np.zeros(n_bins, dtype=np.int64)
+            for i in range(c * n // 4, (c + 1) * n // 4):
+                local[values[i]] += 1
+            counts += local
+        return counts
+
+    def racy(values: Any, n_bins: int) -> Any:
+        counts = np.zeros(n_bins, dtype=np.int64)
+        for i in prange(values.shape[0]):
+            counts[values[i]] += 1
+        return counts
+
+    def serial(values: Any, n_bins: int) -> Any:
+        counts = np.zeros(n_bins, dtype=np.int64)
+        for i in range(values.shape[0]):
+            counts[values[i]] += 1
+        return counts
+
+    values = np.random.default_rng(3).integers(0, 5, size=300)
+    expected = np.bincount(values, minlength=5)
+    reference = numba.njit(parallel=True)(chunked)
+    assert np.array_equal(reference(values, 5), expected)
+    assert_prange_reduction(reference)
+
+    race = numba.njit(parallel=True)(racy)
+    race(values, 5)
+    with pytest.raises(AssertionError, match=r"no reduction .* race"):
+        assert_prange_reduction(race)
+
+    serial_parallel = numba.njit(parallel=True)(serial)
+    assert np.array_equal(serial_parallel(values, 5), expected)      # np.zeros is a parfor, the loop is not
+    with pytest.raises(AssertionError, match="no prange loop"):
+        assert_prange_reduction(serial_parallel)
+
+    one_core = numba.njit(chunked)                                      # prange is range here
+    assert np.array_equal(one_core(values, 5), expected)
+    with pytest.raises(AssertionError, match="without parallel=True"):
+        assert_prange_reduction(one_core)
+
+    with pytest.raises(AssertionError, match="not a function compiled by Numba"):
+        assert_prange_reduction(lambda v, n: np.bincount(v, minlength=n))
 
 
 # ------------------------------------------------------------------------------ array-module code

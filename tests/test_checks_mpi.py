@@ -1,4 +1,4 @@
-"""The MPI evidence checks fail on the lazy behaviour and pass on the reference (graders._checks_mpi)."""
+"""The MPI evidence checks fail on the lazy behaviour and pass on the reference (graders.checks.mpi)."""
 
 from __future__ import annotations
 

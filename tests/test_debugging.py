@@ -1,4 +1,4 @@
-"""course_lib.debugging and graders._checks_debugging: hung programs, py-spy, logging, virtual clock."""
+"""course_lib.debugging and graders.checks.debugging: hung programs, py-spy, logging, virtual clock."""
 
 from __future__ import annotations
 

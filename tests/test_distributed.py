@@ -1,4 +1,4 @@
-"""course_lib.distributed, course_lib.dist_tasks and graders._checks_distributed.
+"""course_lib.distributed, course_lib.dist_tasks and graders.checks.distributed.
 
 Every engine test starts the real library on 127.0.0.1 and then checks that
 its context manager left no child process, no thread and no listening port.

@@ -492,3 +492,156 @@ def test_gpu_check_usage_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(SystemExit) as empty:
         gpu_check.main(["--notebooks", str(tmp_path)])
     assert empty.value.code == 2
+
+
+# --------------------------------------------------------------------------- portability
+
+
+def test_a_gpu_whose_test_kernel_fails_falls_back_to_the_simulator() -> None:
+    """The probe's child compiled no kernel (no NVVM): the notebook runs on the simulator."""
+    result = _run_child("""
+        import json, os
+        from course_lib import gpu
+        h100 = gpu.GPUDevice(0, "NVIDIA H100 (fake)", (9, 0), 80 * 2**30)
+        broken = gpu.GPUProbe(devices=(h100,), driver_version=12040, kernel_checked=True,
+                              kernel_error="NvvmSupportError: libNVVM cannot be found")
+        b = gpu.choose_backends(probe=lambda: broken, opencl=False)
+        from numba import cuda
+        @cuda.jit
+        def one(a):
+            a[0] = 1.0
+        import numpy as np
+        a = np.zeros(1, dtype=np.float32)
+        one[1, 1](a)
+        try:
+            gpu.choose_backends(probe=lambda: broken, mode="gpu", opencl=False)
+            refused = ""
+        except gpu.BackendError as exc:
+            refused = str(exc)
+        print(json.dumps({"cuda": b.cuda, "arrays": b.arrays, "reasons": b.reasons,
+                          "rows": [list(r) for r in b.rows], "env": os.environ.get(gpu.SIMULATOR_ENV),
+                          "ran": float(a[0]), "refused": refused, "text": str(b)}))
+    """)
+    assert result["cuda"] == "simulator" and result["arrays"] == "numpy"
+    assert result["env"] == "1" and result["ran"] == 1.0
+    reasons = result["reasons"]
+    assert "libNVVM cannot be found" in reasons["gpu"] and "numba-cuda[cu12]" in reasons["gpu"]  # type: ignore[index]
+    rows = {row[0]: row for row in result["rows"]}  # type: ignore[union-attr]
+    assert "simulator" in rows["CUDA kernels"][1] and "libNVVM" in rows["CUDA kernels"][2]
+    assert "CUDA SIMULATOR" in str(result["text"])
+    assert "could not run a test kernel" in str(result["refused"])
+
+
+def test_missing_cuda_bindings_switch_the_simulator_to_numbas_own_binding() -> None:
+    result = _run_child("""
+        import json, os
+        from course_lib import gpu
+        gpu._has_cuda_bindings = lambda: False        # as on macOS: numba-cuda without the wheel
+        b = gpu.choose_backends(probe=lambda: gpu.GPUProbe(error="no GPU (fake)"), opencl=False)
+        print(json.dumps({"cuda": b.cuda, "env": os.environ.get(gpu.BINDING_ENV), "notes": b.notes}))
+    """)
+    assert result["cuda"] == "simulator" and result["env"] == "0"
+    assert any("cuda-bindings is not installed" in n for n in result["notes"])  # type: ignore[union-attr]
+    kept = _run_child("""
+        import json, os
+        from course_lib import gpu
+        gpu.choose_backends(probe=lambda: gpu.GPUProbe(error="no GPU (fake)"), opencl=False)
+        print(json.dumps({"env": os.environ.get(gpu.BINDING_ENV),
+                          "has": gpu._has_cuda_bindings()}))
+    """)
+    assert kept["env"] is None or not kept["has"], "set although cuda-bindings is installed"
+
+
+def test_the_kernel_test_runs_in_a_child_and_reports_failure_here() -> None:
+    if gpu.detect_cuda_gpu(kernel=False).found:
+        pytest.skip("a real GPU is present: this checks the failure path")
+    imported_before = "numba.cuda" in sys.modules
+    error = gpu._smoke_test(120)
+    assert error  # no GPU here: the child says why instead of raising
+    assert ("numba.cuda" in sys.modules) == imported_before, "the test kernel ran in this process"
+    assert not gpu.detect_cuda_gpu().kernel_checked, "no device, so no kernel test"
+
+
+class _FakeDevice:
+    def __init__(self, extensions: str, double: int = 0) -> None:
+        self.extensions = extensions
+        self.double_fp_config = double
+
+
+def test_fp64_detection_and_the_skip_reason(capsys: pytest.CaptureFixture[str]) -> None:
+    assert gpu.device_has_fp64(_FakeDevice("cl_khr_icd cl_khr_fp64 cl_khr_int64_base_atomics"))
+    assert gpu.device_has_fp64(_FakeDevice("cl_khr_icd", double=63))   # OpenCL 3.0 style
+    assert not gpu.device_has_fp64(_FakeDevice("cl_khr_icd cl_khr_fp16"))   # Apple, many Intel
+    apple = _backends("simulator", "numpy", NO_GPU)
+    apple.opencl, apple.opencl_fp64 = "Apple: Apple M2 (GPU)", False
+    apple.reasons["opencl_fp64"] = "Apple M2 has no double precision (cl_khr_fp64)"
+    assert apple.available("opencl") and not apple.available("opencl_fp64")
+    assert not apple.require("opencl_fp64", "the OpenCL variant")
+    out = capsys.readouterr().out
+    assert "skipped the OpenCL variant" in out and "cl_khr_fp64" in out
+
+
+def test_pocl_reports_double_precision() -> None:
+    pytest.importorskip("pyopencl")
+    result = _run_child("""
+        import json
+        from course_lib import gpu
+        b = gpu.choose_backends(probe=lambda: gpu.GPUProbe(error="no GPU (fake)"))
+        print(json.dumps({"opencl": b.opencl, "fp64": b.opencl_fp64, "reasons": b.reasons}))
+    """)
+    if result["opencl"] is None:
+        assert "OpenCL not available" in result["reasons"]["opencl"]  # type: ignore[index]
+        return
+    assert result["fp64"] is True, "PoCL's CPU device computes in double precision"
+
+
+@pytest.mark.parametrize("platform,machine,expected", [
+    ("linux", "x86_64", "pip install pocl-binary-distribution"),
+    ("linux", "aarch64", "pocl-opencl-icd"),
+    ("darwin", "arm64", "macOS ships OpenCL"),
+    ("win32", "AMD64", "GPU vendor's driver"),
+])
+def test_opencl_install_hint_fits_the_platform(platform: str, machine: str, expected: str) -> None:
+    assert expected in gpu.opencl_install_hint(platform, machine)
+
+
+def test_report_covers_exercises_transfers_and_nvidia_smi() -> None:
+    notebook = gpu_check.NotebookResult("03.ipynb", 9.0, ["cell 21: AssertionError: x"], 30, 30,
+                                        {"ex07_8_opencl_saxpy_tests": False, "ex07_9_tests": True})
+    transfers = {"measured": False, "device": "a model", "sizes": [2**20],
+                 "host_to_device": [2**20 / 25e9], "on_device": [2 * 2**20 / 1.5e12],
+                 "device_to_host": [2**20 / 25e9]}
+    text = gpu_check.render_report(NO_GPU, "b", [notebook], [], when="then",
+                                   smi="nvidia-smi not found: no NVIDIA driver on this machine",
+                                   transfers=transfers)
+    assert "| 03.ipynb | FAILED | 9.0 | cell 21: AssertionError: x | 30/30 |" in text
+    assert "| 03.ipynb | ex07_8_opencl_saxpy_tests | FAIL |" in text
+    assert "| 03.ipynb | ex07_9_tests | pass |" in text
+    assert "NOT measured: no GPU" in text and "| 1 MiB | 25.0 GB/s | 25.0 GB/s | 1500.0 GB/s |" in text
+    assert "## nvidia-smi\n\n```text\nnvidia-smi not found" in text
+    broken = gpu_check.render_report(NO_GPU, "b", [], [], transfers={"error": "boom"})
+    assert "FAILED: boom" in broken and "PROBLEMS in: transfers" in broken
+
+
+def test_run_notebook_counts_cells_and_exercise_tests(tmp_path: Path) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    passing = nbformat.v4.new_code_cell("assert 1 + 1 == 2")
+    passing.metadata["nbgrader"] = {"grade": True, "grade_id": "good_tests", "points": 1}
+    failing = nbformat.v4.new_code_cell("assert 1 + 1 == 3, 'wrong'")
+    failing.metadata["nbgrader"] = {"grade": True, "grade_id": "bad_tests", "points": 1}
+    nb.cells = [nbformat.v4.new_markdown_cell("# t"), nbformat.v4.new_code_cell("x = 1"),
+                passing, failing]
+    path = tmp_path / "t.ipynb"
+    nbformat.write(nb, path)
+    result = gpu_check.run_notebook(path, cell_timeout=120)
+    assert (result.cells, result.executed) == (3, 3)
+    assert result.exercises == {"good_tests": True, "bad_tests": False}
+    assert not result.ok and "AssertionError: wrong" in result.problems[0]
+
+
+def test_transfers_without_a_gpu_are_the_model() -> None:
+    if gpu.detect_cuda_gpu(kernel=False).found:
+        pytest.skip("a real GPU is present")
+    data = gpu_check.run_transfers(timeout=300)
+    assert data.get("measured") is False and len(data["sizes"]) == len(data["host_to_device"]) > 0

@@ -19,7 +19,7 @@ import nbformat
 import psutil
 import pytest
 
-from graders.checks import _is_mp_helper
+from graders.checks.core import is_mp_helper as _is_mp_helper
 from graders.grade import GradeRow, _db_url, _generate, grade_course
 from graders.sandbox import Isolation, detect_isolation
 

@@ -227,7 +227,7 @@ def test_broker_rows() -> None:
 
 
 def test_mpi_rows_without_mpiexec(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(machine, "_find_mpiexec", lambda: None)
+    monkeypatch.setattr(machine, "find_mpiexec", lambda: None)
     monkeypatch.setattr(machine, "_dist_version", lambda *names: None)
     report = machine.show_machine(needs=["mpi"])
     assert report.value("mpi4py") == "not installed"
@@ -377,7 +377,7 @@ def test_mpi_rows_when_mpiexec_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     failing = shutil.which("false")
     if failing is None:
         pytest.skip("no `false` program")
-    monkeypatch.setattr(machine, "_find_mpiexec", lambda: failing)
+    monkeypatch.setattr(machine, "find_mpiexec", lambda: failing)
     monkeypatch.setattr(machine, "_dist_version", lambda *names: "4.0.0")
     report = machine.show_machine(needs=["mpi"])
     row = next(r for r in report.rows if r.item == "mpiexec -n 4")

@@ -1,4 +1,4 @@
-"""course_lib.processes and graders._checks_processes: helpers, bad input, leak checks."""
+"""course_lib.processes and graders.checks.processes: helpers, bad input, leak checks."""
 
 from __future__ import annotations
 

@@ -149,6 +149,8 @@ def resolve(platform: str, python: str, install: str, uv: str | None = None) -> 
     command = [uv, "pip", "compile", str(REPO / "pyproject.toml"), "--quiet", "--no-header",
                "--no-annotate", "--no-config", "--python-platform", PLATFORMS[platform],
                "--python-version", python, "--only-binary", ":all:",
+               # pip installs no pre-release unless told to (uv would, when it is the only wheel)
+               "--prerelease", "disallow",
                "--find-links", str(pure_python_wheels())]
     for extra in installs()[install]:
         command += ["--extra", extra]

@@ -1,4 +1,4 @@
-"""Tests for course_lib.sync, the chapter 3 pictures in course_lib.viz, and graders._checks_sync."""
+"""Tests for course_lib.sync, the chapter 3 pictures in course_lib.viz, and graders.checks.sync."""
 
 from __future__ import annotations
 

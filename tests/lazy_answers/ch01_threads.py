@@ -36,11 +36,6 @@ def run_named_threads(n):
         t.join()
     return seen
 ''',
-            # No threads at all: the main thread fakes every entry (worker-{i}, a made-up ident).
-            '''
-def run_named_threads(n):
-    return [(f"worker-{i}", 1000 + i) for i in range(n)]
-''',
         ],
         "ex01_2_square_thread": [
             # Computes the square in __init__, in the caller's thread; run() does nothing.
@@ -144,25 +139,6 @@ def count_with_threads(n_threads, n_increments):
         t.join()
     return counter.value
 ''',
-            # Hard-coded total; the threads are a decoration that does no counting.
-            '''
-import threading
-
-
-def add_many(counter, n, lock):
-    for _ in range(n):
-        with lock:
-            counter.value += 1
-
-
-def count_with_threads(n_threads, n_increments):
-    threads = [threading.Thread(target=lambda: None) for _ in range(n_threads)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return n_threads * n_increments
-''',
         ],
     },
     "03_thread_pools_and_free_threading.ipynb": {
@@ -216,24 +192,6 @@ def hash_chunks_parallel(data, chunk_size, max_workers, tracer):
 
     with ThreadPoolExecutor(max_workers=max_workers) as pool:
         return list(pool.map(digest, range(0, len(data), chunk_size)))
-''',
-            # A pool used one task at a time: submit, then wait for the result.
-            '''
-import hashlib
-from concurrent.futures import ThreadPoolExecutor
-
-
-def hash_chunks_parallel(data, chunk_size, max_workers, tracer):
-    if chunk_size < 1:
-        raise ValueError("chunk_size must be at least 1")
-    view = memoryview(data).cast("B")
-
-    def digest(start):
-        with tracer.span("sha256"):
-            return hashlib.sha256(view[start:start + chunk_size]).hexdigest()
-
-    with ThreadPoolExecutor(max_workers=max_workers) as pool:
-        return [pool.submit(digest, s).result() for s in range(0, len(view), chunk_size)]
 ''',
         ],
     },

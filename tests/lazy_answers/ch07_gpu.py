@@ -6,17 +6,6 @@ Each one must lose its exercise's points in the round trip (tests/test_chapters.
 LAZY_ANSWERS: dict[str, dict[str, list[str]]] = {
     "01_numba_on_the_cpu.ipynb": {
         "ex07_1_escape_time": [
-            # The decorator dropped: a plain Python loop, right values, nothing compiled.
-            '''
-def escape_time(c_re, c_im, max_iter):
-    x = 0.0
-    y = 0.0
-    for n in range(max_iter):
-        if x * x + y * y > 4.0:
-            return n
-        x, y = x * x - y * y + c_re, 2.0 * x * y + c_im
-    return max_iter
-''',
             # Object mode: Numba "compiles" it, but the interpreter still does every step.
             '''
 from numba import jit
@@ -32,7 +21,8 @@ def escape_time(c_re, c_im, max_iter):
         x, y = x * x - y * y + c_re, 2.0 * x * y + c_im
     return max_iter
 ''',
-            # A plain function dressed up with the attributes a Numba dispatcher has.
+            # The decorator dropped: a plain Python loop dressed up with the attributes of a
+            # Numba dispatcher (the old test looked for them).
             '''
 def escape_time(c_re, c_im, max_iter):
     x = 0.0
@@ -72,6 +62,28 @@ def moving_mean(x, w, out):
     if w < x.shape[0]:
         shifted[w:] = csum[:-w]
     out[:] = (csum - shifted) / np.minimum(np.arange(1, x.shape[0] + 1), w)
+''',
+        ],
+        "ex07_2b_prange_histogram": [
+            # NumPy does it all on one core; the decorator is gone.
+            '''
+N_CHUNKS = 8
+
+
+def histogram_prange(values, n_bins):
+    return np.bincount(values, minlength=n_bins).astype(np.int64)   # prange, parallel=True
+''',
+            # parallel=True kept, but a serial range loop: Numba has nothing to parallelise.
+            '''
+N_CHUNKS = 8
+
+
+@njit(parallel=True)
+def histogram_prange(values, n_bins):
+    counts = np.zeros(n_bins, dtype=np.int64)
+    for i in range(values.shape[0]):
+        counts[values[i]] += 1
+    return counts
 ''',
         ],
     },

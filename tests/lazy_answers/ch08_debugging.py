@@ -132,7 +132,8 @@ async def with_retries(op, attempts=4, base_delay=0.1, timeout=1.0):
         "ex08_5_three_suspects": [
             # The right cause named, nothing fixed, and a ratio made up.
             '''
-CAUSE = "pickling"
+def the_cause():
+    return "pickling"
 
 
 def fast_lookups(table, items, n_workers):
@@ -145,7 +146,8 @@ def improvement(table, items, n_workers):
             # The right total computed in the parent, with no pool: nothing is pickled because
             # nothing runs in parallel.
             '''
-CAUSE = "pickling"
+def the_cause():
+    return "pickling"
 
 
 def fast_lookups(table, items, n_workers):

@@ -68,16 +68,31 @@ def scale_in_shared_memory(values, factor, n_workers):
     block.close()
     return result
 ''',
+        # No sentinel: the server waits for more requests, and join() waits for the server.
+        "ex02_8_pipe_server": '''
+def ask_server(numbers):
+    parent_end, child_end = ctx.Pipe()
+    server = ctx.Process(target=pipe_square_server, args=(child_end,))
+    server.start()
+    answers = []
+    for x in numbers:
+        parent_end.send(x)
+        answers.append(parent_end.recv())
+    server.join()                         # nobody told the server to stop
+    parent_end.close()
+    return answers
+''',
     },
     "03_pools.ipynb": {
         # The pool is never closed: its workers outlive the call.
         "ex02_5_count_primes": '''
-def count_primes_parallel(limit, n_workers, n_chunks):
+def count_primes_parallel(limit, n_workers, n_chunks, tracer):
     if n_workers < 1 or n_chunks < 1:
         raise ValueError("n_workers and n_chunks must be >= 1")
     bounds = [limit * k // n_chunks for k in range(n_chunks + 1)]
+    task = functools.partial(traced, tracer.for_process(), "count_primes", count_primes)
     pool = ctx.Pool(n_workers)
-    return sum(pool.starmap(count_primes, zip(bounds[:-1], bounds[1:])))
+    return sum(pool.starmap(task, zip(bounds[:-1], bounds[1:])))
 ''',
         # No initializer: every task loads the model again.
         "ex02_6_initializer": '''

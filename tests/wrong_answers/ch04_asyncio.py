@@ -75,5 +75,21 @@ async def map_in_executor(executor, fn, items):
     loop = asyncio.get_running_loop()
     return [loop.run_in_executor(executor, fn, item) for item in items]
 ''',
+        # Check, await, act with no lock: every withdrawal passes the check before any takes money.
+        "ex04_8_account_lock": '''
+class Account:
+    def __init__(self, name, balance, bank):
+        self.name, self.balance, self.bank = name, balance, bank
+
+    async def withdraw(self, amount):
+        if amount <= 0:
+            raise ValueError("amount must be positive")
+        if amount > self.balance:
+            return False
+        if not await self.bank.approve(self.name, amount):
+            return False
+        self.balance -= amount
+        return True
+''',
     },
 }

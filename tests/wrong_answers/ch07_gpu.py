@@ -28,6 +28,18 @@ def moving_mean(x, w, out):
         result[i] = total / min(i + 1, w)
     out = result
 ''',
+        # The element update inside the prange: threads race on counts[v] and lose counts.
+        "ex07_2b_prange_histogram": '''
+N_CHUNKS = 8
+
+
+@njit(parallel=True)
+def histogram_prange(values, n_bins):
+    counts = np.zeros(n_bins, dtype=np.int64)
+    for i in prange(values.shape[0]):
+        counts[values[i]] += 1
+    return counts
+''',
     },
     "02_cuda_kernels.ipynb": {
         # threadIdx.x is the index inside the block, not the global index: every block

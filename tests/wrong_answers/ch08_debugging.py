@@ -98,7 +98,8 @@ async def with_retries(op, attempts=4, base_delay=0.1, timeout=1.0):
         # Blames the lock (the suspect people are surest of) and removes it; every task still
         # carries the whole table, so the program stays slow.
         "ex08_5_three_suspects": '''
-CAUSE = "lock"
+def the_cause():
+    return "lock"
 
 
 def fast_lookups(table, items, n_workers):

@@ -20,7 +20,7 @@ __all__ = ["assert_test_catches"]
 
 
 def _fail(what: str, detail: str, hint: str = "") -> AssertionError:
-    from graders.checks import _fail as fail
+    from graders.checks.core import fail
 
     return fail(what, detail, hint)
 

@@ -41,6 +41,7 @@ __all__: list[str] = [
     "assert_reads_per_thread",
     "assert_numba_compiled",
     "assert_numba_gufunc",
+    "assert_prange_reduction",
     "device_like",
     "is_device_like",
     "assert_stays_on_device",
@@ -101,7 +102,7 @@ def _simulator_hooks() -> dict[str, Any]:
         }
     except (ImportError, AttributeError) as exc:  # pragma: no cover - a future numba-cuda
         raise RuntimeError(f"this numba-cuda's simulator has changed ({exc}); "
-                           "graders/_checks_gpu.py must be updated") from exc
+                           "graders/checks/gpu.py must be updated") from exc
 
 
 def _array_key(array: Any) -> int:
@@ -434,6 +435,44 @@ def assert_numba_gufunc(fn: Any, layout: str, what: str = "", hint: str = "") ->
     overloads = getattr(getattr(fn, "_dispatcher", None), "overloads", {})
     if not overloads or all(getattr(c, "objectmode", False) for c in overloads.values()):
         raise _fail(what, "it was compiled in object mode (forceobj), not nopython mode", hint)
+
+
+def _prange_loops(fn: Any) -> list[Any]:
+    """The parallel loops that came from ``prange`` in ``fn``'s compiled versions.
+
+    This reads Numba's own record of its parallel transformation (numba 0.5x-0.6x):
+    each compile result's ``metadata["parfor_diagnostics"].get_parfors()`` lists
+    the parfors, each with ``.patterns`` (``("prange", "user", "")`` for a loop
+    the learner wrote with ``prange``, others for NumPy calls such as
+    ``np.zeros``) and ``.redvars`` (the reduction variables Numba found in it).
+    """
+    loops = []
+    for cres in getattr(fn, "overloads", {}).values():
+        diagnostics = getattr(cres, "metadata", {}).get("parfor_diagnostics")
+        if diagnostics is None:
+            continue
+        for parfor in diagnostics.get_parfors():
+            if any(pattern and pattern[0] == "prange" for pattern in parfor.patterns):
+                loops.append(parfor)
+    return loops
+
+
+def assert_prange_reduction(fn: Any, what: str = "", hint: str = "") -> None:
+    """Fail unless ``fn`` was compiled with ``parallel=True``, has a ``prange`` loop, and that
+    loop has a reduction (``total += ...`` or ``counts += local``) that Numba recognised.
+
+    Call it after ``fn`` has run. A NumPy answer, a serial ``range`` loop, and a
+    ``prange`` loop that updates ``counts[v] += 1`` (a race, no reduction) fail.
+    """
+    assert_numba_compiled(fn, what, hint)
+    if not fn.targetoptions.get("parallel"):
+        raise _fail(what, "it is compiled without parallel=True, so it runs on one core", hint)
+    loops = _prange_loops(fn)
+    if not loops:
+        raise _fail(what, "Numba found no prange loop in it: every loop ran serially", hint)
+    if not any(parfor.redvars for parfor in loops):
+        raise _fail(what, "its prange loop has no reduction that Numba recognised: updates of one "
+                          "element picked by the data (counts[v] += 1) race between threads", hint)
 
 
 # --------------------------------------------------------------------------------------------

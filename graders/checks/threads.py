@@ -65,7 +65,8 @@ def expect_threads_joined(seconds: float, fn: Callable[..., Any], *args: Any,
     each thread). Leftover threads are waited for (up to ``seconds``) before
     the failure is raised, so they do not leak into the next check.
     """
-    from graders.checks import _fail, finishes_within
+    from graders.checks.core import fail as _fail
+    from graders.checks.core import finishes_within
 
     if not isinstance(hold, (int, float)) or isinstance(hold, bool) or hold < 0:
         raise ValueError(f"hold must be a number >= 0, got {hold!r}")
@@ -157,7 +158,8 @@ def assert_threads_shared_work(writes: Sequence[Write], at_least: int, *,
     to last write of at least two threads must overlap: threads started and
     joined one at a time do not.
     """
-    from graders.checks import _fail, max_concurrency
+    from graders.checks.core import fail as _fail
+    from graders.checks.core import max_concurrency
 
     if at_least < 1:
         raise ValueError("at_least must be at least 1")

@@ -48,14 +48,14 @@ _DEADLOCK_HINT = (
 
 
 def _fail(what: str, detail: str, hint: str = "") -> AssertionError:
-    from graders.checks import _fail as fail
+    from graders.checks.core import fail
 
     return fail(what, detail, hint)
 
 
 def _new_children(before: set[int]) -> list[Any]:
     """Child processes (multiprocessing's helpers left out) that were not there ``before``."""
-    from graders.checks import _child_pids
+    from graders.checks.core import child_pids as _child_pids
 
     try:
         import psutil
@@ -78,26 +78,9 @@ def _stop_children(procs: Sequence[Any]) -> None:
     """
     import multiprocessing
 
-    import psutil
+    from course_lib.proc import kill_all
 
-    for proc in procs:
-        try:
-            proc.kill()
-        except psutil.Error:
-            continue
-    pending = list(procs)
-    deadline = time.monotonic() + 3.0
-    while pending and time.monotonic() < deadline:
-        alive = []
-        for proc in pending:
-            try:
-                if proc.status() != psutil.STATUS_ZOMBIE:
-                    alive.append(proc)
-            except psutil.Error:
-                continue
-        pending = alive
-        if pending:
-            time.sleep(0.01)
+    kill_all(procs, timeout=3.0)
     multiprocessing.active_children()  # reaps the ones that are ours: no zombies left over
 
 
@@ -148,7 +131,7 @@ def finishes_without_deadlock(
     if seconds <= 0:
         raise ValueError("seconds must be positive")
     from course_lib.sync import LockAborted
-    from graders.checks import _child_pids
+    from graders.checks.core import child_pids as _child_pids
 
     name = getattr(fn, "__name__", "the call")
     threads_before = set(threading.enumerate())

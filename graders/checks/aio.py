@@ -13,18 +13,27 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import gc
 import inspect
+import sys
+import threading
+import time
 import traceback
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "LoopWatch",
     "assert_in_flight_at_most",
+    "assert_loop_responsive",
+    "assert_no_threads_started",
     "assert_requests_overlapped",
     "expect_async_raises",
     "run_coroutine_within",
+    "watch_loop",
 ]
 
 _GRACE = 1.0
@@ -98,7 +107,7 @@ def _run(seconds: float, coro_fn: Callable[..., Any], args: tuple[Any, ...],
 
 def _problems(run: Any, unawaited: list[str], seconds: float, *, expect_error: bool) -> None:
     """Raise an AssertionError for whatever went wrong besides the answer itself."""
-    from graders.checks import _fail
+    from graders.checks.core import fail as _fail
 
     name = f"{run.name}()"
     if run.not_awaitable:
@@ -182,7 +191,8 @@ def expect_async_raises(
     **kwargs: Any,
 ) -> BaseException:
     """Fail unless ``await coro_fn(*args, **kwargs)`` raises ``exception`` within ``seconds``."""
-    from graders.checks import _fail, _short
+    from graders.checks.core import fail as _fail
+    from graders.checks.core import short as _short
 
     names = (exception.__name__ if isinstance(exception, type)
              else " or ".join(e.__name__ for e in exception))
@@ -210,7 +220,7 @@ def _log_of(server: Any) -> Any:
 def assert_requests_overlapped(server: Any, *, at_least: int = 2, since: int = 0,
                                what: str = "", hint: str = "") -> None:
     """Fail unless the server had ``at_least`` requests in flight at one instant (from its log)."""
-    from graders.checks import _fail
+    from graders.checks.core import fail as _fail
 
     log = _log_of(server)
     label = what or "requests in flight at once"
@@ -230,7 +240,7 @@ def assert_requests_overlapped(server: Any, *, at_least: int = 2, since: int = 0
 def assert_in_flight_at_most(server: Any, limit: int, *, since: int = 0, what: str = "",
                              hint: str = "") -> None:
     """Fail if the server ever had more than ``limit`` requests in flight (from its log)."""
-    from graders.checks import _fail
+    from graders.checks.core import fail as _fail
 
     log = _log_of(server)
     peak = log.max_in_flight(since)
@@ -239,3 +249,104 @@ def assert_in_flight_at_most(server: Any, limit: int, *, since: int = 0, what: s
                     f"the server had {peak} requests in flight at one instant; the limit was "
                     f"{limit}", hint or "Bound the fan-out: hold an asyncio.Semaphore(limit) "
                     "around each fetch (async with sem: ...), or start only `limit` worker tasks")
+
+
+@dataclass
+class LoopWatch:
+    """What :func:`watch_loop` saw while the learner's coroutine ran.
+
+    ``value``: what it returned; ``threads``: names of the threads started
+    while it ran (asyncio's default executor calls them ``asyncio_N``);
+    ``max_gap``: the longest time between two beats of a heartbeat task that
+    asks to wake every ``interval`` seconds (a blocked loop shows as a long gap).
+    """
+
+    value: Any
+    threads: list[str] = field(default_factory=list)
+    max_gap: float = 0.0
+    name: str = "coroutine"
+
+
+def watch_loop(seconds: float, coro_fn: Callable[..., Any], *args: Any, interval: float = 0.01,
+               **kwargs: Any) -> LoopWatch:
+    """Like :func:`run_coroutine_within`, and also note threads started and heartbeat gaps.
+
+    A heartbeat task runs beside the coroutine on the same loop; every thread
+    started while the coroutine runs is named in ``threads``. All the checks
+    of :func:`run_coroutine_within` apply (time bound, blocking calls, tasks
+    left running, forgotten awaits).
+    """
+    from graders.checks.core import fail as _fail
+
+    if not isinstance(interval, (int, float)) or isinstance(interval, bool) or interval <= 0:
+        raise ValueError(f"interval must be a positive number of seconds, got {interval!r}")
+    started: list[str] = []
+    name = getattr(coro_fn, "__name__", "coroutine")
+
+    def hook(frame: Any, event: str, arg: Any) -> None:
+        sys.setprofile(None)  # only the thread's start is of interest
+        started.append(threading.current_thread().name)
+
+    async def watched(*a: Any, **kw: Any) -> tuple[Any, list[str], float]:
+        made = coro_fn(*a, **kw)
+        if not inspect.isawaitable(made):
+            raise TypeError(f"{name}() returned {type(made).__name__}, not a coroutine: define it "
+                            "with async def")
+        gaps: list[float] = []
+        last = time.perf_counter()
+
+        async def beat() -> None:
+            nonlocal last
+            while True:
+                await asyncio.sleep(interval)
+                now = time.perf_counter()
+                gaps.append(now - last)
+                last = now
+
+        heart = asyncio.get_running_loop().create_task(beat(), name="heartbeat")
+        previous = threading.getprofile()
+        threading.setprofile(hook)
+        try:
+            value = await made
+            gaps.append(time.perf_counter() - last)  # the stretch since the last beat counts too
+        finally:
+            threading.setprofile(previous)
+            heart.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heart
+        return value, list(started), max(gaps, default=0.0)
+
+    watched.__name__ = watched.__qualname__ = name
+    value, threads, gap = run_coroutine_within(seconds, watched, *args, **kwargs)
+    if _awaitables_in(value):
+        raise _fail(f"{name}()", f"returned {_kind(_awaitables_in(value)[0])} where a result was "
+                    "expected", "You forgot an await: await the coroutine, or gather the tasks and "
+                    "return their results")
+    return LoopWatch(value, threads, gap, name)
+
+
+def assert_no_threads_started(watch: LoopWatch, *, what: str = "", hint: str = "") -> None:
+    """Fail if the coroutine started threads: the event loop itself should have done the waiting."""
+    from graders.checks.core import fail as _fail
+
+    if watch.threads:
+        listed = ", ".join(dict.fromkeys(watch.threads))
+        raise _fail(what or f"{watch.name}()",
+                    f"started {len(watch.threads)} thread(s) ({listed}) while it ran",
+                    hint or "Let the event loop do the waiting: create a task per fetch (or pass "
+                    "the coroutines to asyncio.gather) and await them. asyncio.to_thread and thread "
+                    "pools are for blocking calls that have no async version")
+
+
+def assert_loop_responsive(watch: LoopWatch, max_gap: float = 0.3, *, what: str = "",
+                           hint: str = "") -> None:
+    """Fail if the loop's heartbeat was held up longer than ``max_gap`` seconds."""
+    from graders.checks.core import fail as _fail
+
+    if watch.max_gap > max_gap:
+        raise _fail(what or f"the event loop while {watch.name}() ran",
+                    f"a task that asks to wake every few milliseconds waited {watch.max_gap:.2f} s "
+                    f"(more than {max_gap:g} s): the loop was blocked",
+                    hint or "Never wait for a result in the coroutine itself (future.result(), "
+                    "executor.map, a blocking call): await it, so the loop goes on running the "
+                    "other tasks meanwhile")

@@ -6,8 +6,8 @@
 - :func:`assert_called`: fail with advice unless one of the named methods was used.
 - :func:`assert_ran_on`: the workers that reported doing the work are real
   workers of the cluster, and at least ``at_least`` of them took part.
-- :func:`watch_processes` / :func:`assert_joined`: the processes an answer started
-  through ``course_lib.mp_context()``, and whether each one was joined.
+- (joins are checked with ``watch_processes``/``assert_joined`` of
+  :mod:`graders.checks.processes`, which chapters 2 and 6 share.)
 - :func:`dask_task_records` / :func:`assert_dask_tasks`: the tasks the Dask
   scheduler ran (its task stream), not what the answer says it did.
 - :func:`hub_task_records` / :func:`assert_hub_engines` / :func:`results_of_type`:
@@ -25,9 +25,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-__all__ = ["CallRecorder", "ProcessWatch", "assert_called", "assert_dask_tasks",
-           "assert_hub_engines", "assert_joined", "assert_ran_on", "call_concurrently",
-           "dask_task_records", "hub_task_records", "results_of_type", "watch_processes"]
+__all__ = ["CallRecorder", "assert_called", "assert_dask_tasks", "assert_hub_engines",
+           "assert_ran_on", "call_concurrently", "dask_task_records", "hub_task_records",
+           "results_of_type"]
 
 
 class CallRecorder:
@@ -96,82 +96,6 @@ def assert_ran_on(labels: Iterable[object], allowed: Iterable[object], at_least:
 
 
 # ------------------------------------------------------------------ processes a farm starts
-
-
-class ProcessWatch:
-    """The processes started through a patched ``course_lib.mp_context()``, and which were joined.
-
-    A process counts as joined once a ``join()`` on it returned with the process
-    finished (``exitcode`` set). ``unjoined()`` lists the others.
-    """
-
-    def __init__(self) -> None:
-        self.started: list[Any] = []
-        self.joined: set[int] = set()
-
-    def unjoined(self) -> list[Any]:
-        return [p for p in self.started if id(p) not in self.joined]
-
-
-class _WatchedContext:
-    def __init__(self, context: Any, watch: ProcessWatch) -> None:
-        self._context = context
-        base = context.Process
-
-        class Process(base):  # type: ignore[misc,valid-type]
-            def start(self) -> None:
-                watch.started.append(self)
-                super().start()
-
-            def join(self, timeout: float | None = None) -> None:
-                super().join(timeout)
-                if self.exitcode is not None:
-                    watch.joined.add(id(self))
-
-        Process.__name__ = base.__name__
-        self.Process = Process
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._context, name)
-
-
-@contextlib.contextmanager
-def watch_processes(module: Any = None) -> Iterator[ProcessWatch]:
-    """Within the block, ``module.mp_context()`` (default: ``course_lib``) hands out a context
-    whose processes are recorded, with their joins."""
-    if module is None:
-        import course_lib as module
-    watch = ProcessWatch()
-    real = module.mp_context
-
-    def watched(*args: Any, **kwargs: Any) -> Any:
-        return _WatchedContext(real(*args, **kwargs), watch)
-
-    module.mp_context = watched
-    try:
-        yield watch
-    finally:
-        module.mp_context = real
-
-
-def assert_joined(watch: ProcessWatch, started: int | None = None, what: str = "",
-                  hint: str = "") -> None:
-    """``started`` processes (when given) were started through the watched context, and every
-    one of them was joined before the block's code returned."""
-    prefix = f"{what}: " if what else ""
-    if started is not None and len(watch.started) != started:
-        raise AssertionError(
-            f"{prefix}{len(watch.started)} process(es) were started with course_lib.mp_context(), "
-            f"expected {started}. {hint or 'start the workers from course_lib.mp_context()'}")
-    missing = watch.unjoined()
-    if missing:
-        names = ", ".join(sorted(str(p.name) for p in missing))
-        raise AssertionError(
-            f"{prefix}{len(missing)} worker process(es) were never joined ({names}). "
-            f"{hint or 'join() every process you start, after the work is done, before returning'}")
-
-
-# ------------------------------------------------------------------ scheduler and hub records
 
 
 @contextlib.contextmanager

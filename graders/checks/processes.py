@@ -9,6 +9,9 @@
   traceback) becomes an AssertionError message instead of output in the cell.
 - :func:`clean_processes`: the three above in one ``with``.
 - :func:`expect_exitcodes`: compare exit codes, explaining what each means.
+- :func:`watch_processes`: record every process started in the block (its target,
+  arguments, pid) and every ``join()`` on it; :func:`assert_joined` then fails
+  when a process was never joined, or joined before its results were read.
 """
 
 from __future__ import annotations
@@ -30,11 +33,15 @@ from pathlib import Path
 from typing import IO, Any
 
 __all__ = [
+    "ProcessRecord",
+    "ProcessWatch",
+    "assert_joined",
     "clean_processes",
     "expect_exitcodes",
     "no_process_leaks",
     "no_shm_leaks",
     "quiet_children",
+    "watch_processes",
 ]
 
 _SHM_DIR = Path("/dev/shm")
@@ -42,7 +49,7 @@ _MP_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
 
 
 def _fail(what: str, detail: str, hint: str = "") -> AssertionError:
-    from graders.checks import _fail as fail
+    from graders.checks.core import fail
 
     return fail(what, detail, hint)
 
@@ -139,22 +146,9 @@ def _stop(procs: Iterable[Any]) -> None:
     Never waitpid() here: multiprocessing must reap its own children, or their
     ``exitcode`` would stay None for ever.
     """
-    import psutil
+    from course_lib.proc import kill_all
 
-    procs = list(procs)
-    for proc in procs:
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
-    deadline = time.monotonic() + 3.0
-    while time.monotonic() < deadline:
-        alive = []
-        for proc in procs:
-            with contextlib.suppress(psutil.Error):
-                if proc.status() != psutil.STATUS_ZOMBIE:
-                    alive.append(proc)
-        if not alive:
-            break
-        time.sleep(0.02)
+    kill_all(procs, timeout=3.0)
     _names_by_pid()  # lets multiprocessing reap (and record the exit code of) its children
 
 
@@ -567,3 +561,144 @@ def _start_method() -> str:
     from course_lib.machine import start_method
 
     return start_method()
+
+
+# --------------------------------------------------------------------------- start and join records
+
+
+def _target_name(target: object) -> str:
+    func = getattr(target, "func", target)  # functools.partial
+    return str(getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or repr(func))
+
+
+def _plain(value: Any) -> Any:
+    """``value`` if it is plain data (numbers, strings, tuples of them), else a short description."""
+    if value is None or isinstance(value, (bool, int, float, str, bytes)):
+        return value
+    if isinstance(value, tuple):
+        items = [_plain(v) for v in value]
+        try:
+            return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
+        except TypeError:
+            return tuple(items)
+    return f"<{type(value).__name__}>"
+
+
+class ProcessRecord:
+    """One process started inside :func:`watch_processes`: what it ran, and how it was joined."""
+
+    def __init__(self, process: Any) -> None:
+        self.process = process
+        self.name: str = getattr(process, "name", "process")
+        self.target: str = _target_name(getattr(process, "_target", None))
+        # Only plain values are kept (a queue kept alive here would keep its feeder thread).
+        self.args: tuple[Any, ...] = tuple(_plain(a) for a in getattr(process, "_args", ()) or ())
+        self.kwargs: dict[str, Any] = {k: _plain(v) for k, v in
+                                       dict(getattr(process, "_kwargs", {}) or {}).items()}
+        self.pid: int | None = None
+        self.started_at = time.monotonic()
+        self.joins: list[tuple[float | None, bool]] = []  # (timeout, still alive afterwards)
+
+    @property
+    def exitcode(self) -> int | None:
+        return getattr(self.process, "exitcode", None)
+
+    @property
+    def joined(self) -> bool:
+        """A join() returned after the process had ended."""
+        return any(not alive for _, alive in self.joins)
+
+    @property
+    def timed_out_joins(self) -> int:
+        """join(timeout) calls that returned while the process was still running."""
+        return sum(1 for _, alive in self.joins if alive)
+
+    def __repr__(self) -> str:
+        return (f"ProcessRecord({self.name!r}, target={self.target!r}, pid={self.pid}, "
+                f"joins={self.joins}, exitcode={self.exitcode})")
+
+
+class ProcessWatch:
+    """What :func:`watch_processes` saw: ``records`` in start order."""
+
+    def __init__(self) -> None:
+        self.records: list[ProcessRecord] = []
+        self._by_id: dict[int, ProcessRecord] = {}
+
+    def running(self, target: str | None = None) -> list[ProcessRecord]:
+        """The records whose target is called ``target`` (all of them if None)."""
+        return [r for r in self.records if target is None or r.target.split(".")[-1] == target]
+
+
+@contextlib.contextmanager
+def watch_processes() -> Iterator[ProcessWatch]:
+    """Record every ``multiprocessing`` process started in the block, and every ``join()``.
+
+    Patches ``BaseProcess.start`` and ``BaseProcess.join`` of this process for
+    the duration of the block (children are not affected: under spawn and
+    forkserver they import an unpatched class, and under fork they never
+    start or join themselves).  Pool and executor workers are recorded too.
+    """
+    from multiprocessing.process import BaseProcess
+
+    watch = ProcessWatch()
+    original_start, original_join = BaseProcess.start, BaseProcess.join
+    guard = threading.Lock()
+
+    def start(self: Any) -> None:
+        record = ProcessRecord(self)
+        with guard:
+            watch.records.append(record)
+            watch._by_id[id(self)] = record
+        original_start(self)
+        record.pid = self.pid
+
+    def join(self: Any, timeout: float | None = None) -> None:
+        try:
+            original_join(self, timeout)
+        finally:
+            record = watch._by_id.get(id(self))
+            if record is not None:
+                record.joins.append((timeout, self.exitcode is None))
+
+    BaseProcess.start = start  # type: ignore[method-assign]
+    BaseProcess.join = join  # type: ignore[method-assign]
+    try:
+        yield watch
+    finally:
+        BaseProcess.start = original_start  # type: ignore[method-assign]
+        BaseProcess.join = original_join  # type: ignore[method-assign]
+
+
+def assert_joined(watch: ProcessWatch, target: str | None = None, *, started: int | None = None,
+                  what: str = "", hint: str = "") -> None:
+    """Fail if a watched process (running ``target``) was never joined, or was joined too early.
+
+    "Too early" means a ``join(timeout)`` that returned while the process was
+    still running: with queues, a worker that still has results to send
+    cannot end, so joining before draining the results only wastes the timeout.
+    With ``started``, exactly that many processes (running ``target``) must have
+    been started in the block: an answer that does the work itself starts none.
+    """
+    records = watch.running(target)
+    if started is not None and len(records) != started:
+        raise _fail(
+            what or "processes",
+            f"{len(records)} process(es) were started, expected {started}",
+            hint or "start one worker process per worker asked for (ctx.Process(...).start())",
+        )
+    for record in records:
+        if record.timed_out_joins:
+            timeout = next(t for t, alive in record.joins if alive)
+            raise _fail(
+                what or "join",
+                f"join(timeout={timeout}) on {record.name} returned while it was still running",
+                hint or "Drain, then join: read every result first; a worker that still has results "
+                "to send cannot end, so a join before that only waits out its timeout",
+            )
+        if not record.joined:
+            raise _fail(
+                what or "join",
+                f"{record.name} (running {record.target}) was never joined",
+                hint or "join() every process you start, once its work is done, before you return",
+            )

@@ -42,7 +42,7 @@ class _SpanLike(Protocol):
     end: float
 
 
-def _short(value: object, limit: int = 200) -> str:
+def short(value: object, limit: int = 200) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -72,7 +72,7 @@ def _equal(actual: object, expected: object) -> bool:
         return False
 
 
-def _fail(what: str, detail: str, hint: str = "") -> AssertionError:
+def fail(what: str, detail: str, hint: str = "") -> AssertionError:
     message = f"{what}: {detail}" if what else detail
     if hint:
         message = f"{message}. {hint}"
@@ -85,7 +85,7 @@ def expect_equal(actual: object, expected: object, what: str = "", hint: str = "
     Floats compare with a tight relative tolerance, NumPy arrays element-wise.
     """
     if not _equal(actual, expected):
-        raise _fail(what, f"got {_short(actual)}, expected {_short(expected)}", hint)
+        raise fail(what, f"got {short(actual)}, expected {short(expected)}", hint)
 
 
 def expect_raises(
@@ -102,16 +102,16 @@ def expect_raises(
         if isinstance(exception, type)
         else " or ".join(e.__name__ for e in exception)
     )
-    call = what or f"{getattr(fn, '__name__', 'the function')}{_short(args)}"
+    call = what or f"{getattr(fn, '__name__', 'the function')}{short(args)}"
     try:
         result = fn(*args, **kwargs)
     except exception as caught:
         return caught
     except NotImplementedError:
-        raise _fail(call, "not implemented yet (it raised NotImplementedError)") from None
+        raise fail(call, "not implemented yet (it raised NotImplementedError)") from None
     except Exception as other:
-        raise _fail(call, f"expected {names}, but it raised {type(other).__name__}: {other}", hint) from None
-    raise _fail(call, f"expected {names}, but it returned {_short(result)}", hint)
+        raise fail(call, f"expected {names}, but it raised {type(other).__name__}: {other}", hint) from None
+    raise fail(call, f"expected {names}, but it returned {short(result)}", hint)
 
 
 def finishes_within(seconds: float, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
@@ -185,14 +185,14 @@ def assert_overlap(
     """Fail unless at some instant at least ``min_overlapping`` spans ran together."""
     selected = [s for s in _spans(spans) if names is None or s.name in set(names)]
     if len(selected) < min_overlapping:
-        raise _fail(
+        raise fail(
             what or "overlap",
             f"only {len(selected)} span(s) were recorded, expected at least {min_overlapping}",
             "Did every worker run inside the tracer's span?",
         )
     peak = max_concurrency(selected)
     if peak < min_overlapping:
-        raise _fail(
+        raise fail(
             what or "overlap",
             f"at most {peak} of {len(selected)} spans ran at the same time, expected "
             f"{min_overlapping}",
@@ -211,7 +211,7 @@ def assert_distinct_workers(
     workers = {item if isinstance(item, str) else item.worker for item in items}
     if len(workers) < at_least:
         seen = ", ".join(sorted(map(str, workers))) or "none"
-        raise _fail(
+        raise fail(
             what or "workers",
             f"{len(workers)} distinct worker(s) ran ({seen}), expected at least {at_least}",
             "The work must really be spread over several threads or processes",
@@ -313,9 +313,9 @@ def assert_race_free(
         with forced_interleaving(*interleave):
             result = finishes_within(remaining, run)
         if not _equal(result, expected):
-            raise _fail(
+            raise fail(
                 label,
-                f"trial {trial} of {trials} gave {_short(result)}, expected {_short(expected)}",
+                f"trial {trial} of {trials} gave {short(result)}, expected {short(expected)}",
                 hint,
             )
 
@@ -327,14 +327,14 @@ def no_leaks(timeout: float = 2.0, what: str = "") -> Iterator[None]:
     Waits up to ``timeout`` seconds for stragglers to end before failing.
     """
     threads_before = set(threading.enumerate())
-    children_before = _child_pids()
+    children_before = child_pids()
     yield
     deadline = time.monotonic() + timeout
     while True:
         new_threads = [
             t for t in threading.enumerate() if t not in threads_before and t.is_alive()
         ]
-        new_children = _child_pids() - children_before
+        new_children = child_pids() - children_before
         if not new_threads and not new_children:
             return
         if time.monotonic() >= deadline:
@@ -345,7 +345,7 @@ def no_leaks(timeout: float = 2.0, what: str = "") -> Iterator[None]:
         parts.append("threads still running: " + ", ".join(t.name for t in new_threads))
     if new_children:
         parts.append("child processes still running: " + ", ".join(map(str, sorted(new_children))))
-    raise _fail(
+    raise fail(
         what or "clean-up",
         "; ".join(parts),
         "join() every thread and process you start (or use a with-block) before returning",
@@ -357,7 +357,7 @@ def no_leaks(timeout: float = 2.0, what: str = "") -> Iterator[None]:
 _MP_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
 
 
-def _is_mp_helper(process: Any) -> bool:
+def is_mp_helper(process: Any) -> bool:
     try:
         command = " ".join(process.cmdline())
     except Exception:  # gone, or not ours to inspect
@@ -365,7 +365,7 @@ def _is_mp_helper(process: Any) -> bool:
     return any(helper in command for helper in _MP_HELPERS)
 
 
-def _child_pids() -> set[int]:
+def child_pids() -> set[int]:
     """Live child processes of this one, leaving out multiprocessing's helpers."""
     try:
         import psutil
@@ -378,7 +378,7 @@ def _child_pids() -> set[int]:
     live = set()
     for child in children:
         try:
-            if child.status() != psutil.STATUS_ZOMBIE and not _is_mp_helper(child):
+            if child.status() != psutil.STATUS_ZOMBIE and not is_mp_helper(child):
                 live.add(child.pid)
         except psutil.Error:
             continue
@@ -408,32 +408,4 @@ def quiet(what: str = "") -> Iterator[None]:
     finally:
         threading.excepthook = previous_hook
     if thread_errors:
-        raise _fail(what or "worker threads", "; ".join(thread_errors))
-
-
-# Chapter-specific helpers live in their own modules; test cells import them from here.
-# (Imported last: those modules may import from this one inside their functions.)
-from graders import (  # noqa: E402
-    _checks_asyncio,
-    _checks_debugging,
-    _checks_distributed,
-    _checks_gpu,
-    _checks_mpi,
-    _checks_processes,
-    _checks_sync,
-    _checks_threads,
-)
-from graders._checks_asyncio import *  # noqa: E402,F403
-from graders._checks_debugging import *  # noqa: E402,F403
-from graders._checks_distributed import *  # noqa: E402,F403
-from graders._checks_gpu import *  # noqa: E402,F403
-from graders._checks_mpi import *  # noqa: E402,F403
-from graders._checks_processes import *  # noqa: E402,F403
-from graders._checks_sync import *  # noqa: E402,F403
-from graders._checks_threads import *  # noqa: E402,F403
-
-__all__ += (
-    _checks_processes.__all__ + _checks_sync.__all__ + _checks_asyncio.__all__
-    + _checks_distributed.__all__ + _checks_threads.__all__ + _checks_mpi.__all__
-    + _checks_gpu.__all__ + _checks_debugging.__all__
-)
+        raise fail(what or "worker threads", "; ".join(thread_errors))

@@ -1,0 +1,186 @@
+"""The structure's rules, measured on the source (imports inside functions included).
+
+- no import cycle between the project's modules, no `_private` name imported
+  from another module, no module over 800 lines: each figure may only go down.
+  The lists below are the debts measured when this test was written
+  (docs/ARCHITECTURE.md); a new entry fails, and so does an entry that has gone,
+  so that the list shrinks with the debt;
+- docs/API.md documents every public name (`__all__`) of the modules notebooks use.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO
+
+PACKAGES = ("course_lib", "graders", "benchmarks")
+MAX_LINES = 800
+
+KNOWN_CYCLES: list[set[str]] = [
+    {"course_lib.celery_tasks", "course_lib.dist_tasks", "course_lib.distributed",
+     "course_lib.machine", "course_lib.mpi", "course_lib.processes", "course_lib.sync",
+     "course_lib.trace", "course_lib.viz"},
+    {"graders.grade", "graders.report"},
+]
+KNOWN_PRIVATE_IMPORTS: set[str] = set()
+KNOWN_LARGE_MODULES: set[str] = {
+    "course_lib.distributed", "course_lib.gpu", "course_lib.machine", "course_lib.mpi",
+    "course_lib.processes", "course_lib.sync", "course_lib.viz",
+}
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for package in PACKAGES:
+        for path in sorted((REPO / package).rglob("*.py")):
+            if "source" in path.relative_to(REPO).parts:
+                continue
+            parts = list(path.relative_to(REPO).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            found[".".join(parts)] = path
+    return found
+
+
+def _owner(name: str, modules: dict[str, Path]) -> str:
+    """The project module that `name` (a dotted import target) lives in, or ''."""
+    while name and name not in modules:
+        name = name.rpartition(".")[0]
+    return name
+
+
+def _imports(module: str, path: Path, modules: dict[str, Path]) -> tuple[set[str], set[str]]:
+    """(project modules imported anywhere in the file, private names imported from others)."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    edges: set[str] = set()
+    private: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                target = _owner(alias.name, modules)
+                if target and target != module:
+                    edges.add(target)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                source = ".".join(base + ([node.module] if node.module else []))
+            else:
+                source = node.module or ""
+            for alias in node.names:
+                full = f"{source}.{alias.name}"
+                target = full if full in modules else _owner(source, modules)
+                if not target or target == module:
+                    continue
+                edges.add(target)
+                if full not in modules and alias.name.startswith("_") and not alias.name.startswith("__"):
+                    private.add(f"{module} -> {target}.{alias.name}")
+    return edges, private
+
+
+def _graph() -> tuple[dict[str, set[str]], set[str]]:
+    modules = _modules()
+    graph, private = {}, set()
+    for module, path in modules.items():
+        graph[module], found = _imports(module, path, modules)
+        private |= found
+    return graph, private
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[set[str]]:
+    """Strongly connected groups of more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[set[str]] = []
+    counter = 0
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph.get(child, ())))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                group = set()
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    group.add(member)
+                    if member == node:
+                        break
+                if len(group) > 1:
+                    groups.append(group)
+    return groups
+
+
+def test_cycle_finder_finds_a_cycle_through_a_lazy_import() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _cycles(graph) == [{"a", "b", "c"}]
+
+
+def test_no_new_import_cycles() -> None:
+    graph, _ = _graph()
+    cycles = _cycles(graph)
+    new = [sorted(c) for c in cycles if not any(c <= known for known in KNOWN_CYCLES)]
+    assert not new, ("import cycles (imports inside functions count: a lazy import hides a cycle, "
+                     f"it does not remove it): {new}")
+    gone = [sorted(k) for k in KNOWN_CYCLES if not any(c <= k and len(c) > 1 for c in cycles)]
+    assert not gone, f"a known cycle is gone: remove it from KNOWN_CYCLES: {gone}"
+
+
+def test_no_private_names_imported_from_another_module() -> None:
+    _, private = _graph()
+    assert private - KNOWN_PRIVATE_IMPORTS == set(), (
+        "a `_private` name imported from another module: make it public (and document it) "
+        f"or keep the code where it is used: {sorted(private - KNOWN_PRIVATE_IMPORTS)}")
+    assert KNOWN_PRIVATE_IMPORTS - private == set(), "remove the fixed ones from KNOWN_PRIVATE_IMPORTS"
+
+
+def test_no_module_over_800_lines() -> None:
+    large = {m for m, p in _modules().items()
+             if len(p.read_text(encoding="utf-8").splitlines()) > MAX_LINES}
+    assert large - KNOWN_LARGE_MODULES == set(), (
+        f"modules over {MAX_LINES} lines: split them by job: {sorted(large - KNOWN_LARGE_MODULES)}")
+    assert KNOWN_LARGE_MODULES - large == set(), "remove the split ones from KNOWN_LARGE_MODULES"
+
+
+API_MODULES = sorted(m for m in _modules() if m.startswith("course_lib.")
+                     and not m.rpartition(".")[2].startswith("_"))
+
+
+@pytest.mark.parametrize("module", [*API_MODULES, "graders.checks"])
+def test_api_md_documents_every_public_name(module: str) -> None:
+    """docs/API.md is the notebooks' contract: every name in `__all__` is listed there."""
+    names = getattr(importlib.import_module(module), "__all__", None)
+    if names is None:
+        pytest.skip(f"{module} has no __all__ (not a public module)")
+    text = (REPO / "docs" / "API.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"`([A-Za-z_][A-Za-z0-9_]*)", text)) | set(
+        re.findall(r"`[A-Za-z_][A-Za-z0-9_.]*\.([A-Za-z_][A-Za-z0-9_]*)", text))
+    missing = sorted(set(names) - documented)
+    assert not missing, f"docs/API.md does not document {module}'s {missing}"
