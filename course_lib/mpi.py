@@ -530,9 +530,41 @@ def _bundled_hydra(launcher: list[str]) -> bool:
             and (program.parent / "mpichversion").exists())
 
 
+def _mpich_segments() -> set[str]:
+    shm = Path("/dev/shm")
+    return {str(p) for p in shm.glob("mpich_shm_*")} if sys.platform.startswith("linux") else set()
+
+
+def _remove_orphaned_segments(before: set[str]) -> None:
+    """Unlink MPICH segments that appeared during the job and that no process maps any more.
+
+    A rank that dies before MPI_Finalize (killed, or aborted by an error) leaves its
+    segment in /dev/shm; one still mapped belongs to a job that is running.
+    """
+    new = _mpich_segments() - before
+    if not new:
+        return
+    import psutil
+
+    for segment in new - _shm_segments(psutil.process_iter()):
+        try:
+            os.unlink(segment)
+        except OSError:
+            pass
+
+
 def _launch(command: list[str], env: dict[str, str], cwd: Path, run_dir: Path, timeout: float,
             clock: Callable[[], float]) -> tuple[int | None, float, float | None]:
     """Run the job; return (mpiexec's exit code, seconds, when it was stopped or None)."""
+    before = _mpich_segments()
+    try:
+        return _launch_job(command, env, cwd, run_dir, timeout, clock)
+    finally:
+        _remove_orphaned_segments(before)
+
+
+def _launch_job(command: list[str], env: dict[str, str], cwd: Path, run_dir: Path, timeout: float,
+                clock: Callable[[], float]) -> tuple[int | None, float, float | None]:
     import subprocess
     kwargs: dict[str, Any] = {}
     if os.name == "posix":

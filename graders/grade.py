@@ -28,7 +28,6 @@ manual grading.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import logging
@@ -49,14 +48,13 @@ from nbformat import NotebookNode
 
 from ._run import last_error, run_nbgrader
 from .notebooks import UsageError, nbgrader_meta, read_notebook
-from .report import write_detail_csv
+from .results import CSV_COLUMNS, GradeRow, atomic_write, write_detail_csv, write_grades_csv
 from .sandbox import Isolation, Limits, Sandbox, detect_isolation
 from .tamper import ReleasedCell, ReleasedNotebook, inspect_submission, names_bound
 
 __all__ = ["GradeRow", "grade_course", "write_grades_csv", "CSV_COLUMNS", "STATUSES", "usable_cores",
            "RunSettings", "SubmissionJob", "Runner", "stage_inputs", "run_staged", "not_run", "prepare_assignment"]
 
-CSV_COLUMNS = ["student_id", "assignment", "score", "max_score", "status"]
 STATUSES = ("graded", "timeout", "kernel-died", "memory-limit", "invalid-notebook", "tampered", "error")
 # The status a submission gets when several things went wrong: the first that applies.
 _PRIORITY = ("invalid-notebook", "tampered", "memory-limit", "kernel-died", "timeout", "error", "graded")
@@ -71,28 +69,11 @@ _QUIET.setLevel(logging.ERROR)
 _QUIET.propagate = False
 
 
-@dataclass
-class GradeRow:
-    student_id: str
-    assignment: str
-    score: float
-    max_score: float
-    status: str
-    detail: str = ""
-    cell_scores: dict[str, float] = field(default_factory=dict)
-    seconds: float = 0.0
-    # Grade ids the formgrader asks a person to grade (answers, deleted or unreadable tests).
-    needs_manual: list[str] = field(default_factory=list)
-
-    def csv_row(self) -> list[str]:
-        return [self.student_id, self.assignment, f"{self.score:g}", f"{self.max_score:g}", self.status]
-
-
 def usable_cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+    """CPUs this process may use (affinity and the cgroup CPU quota), as the course reports them."""
+    from course_lib.machine import usable_cores as machine_cores
+
+    return machine_cores()
 
 
 # ---------------------------------------------------------------- course layout
@@ -159,7 +140,7 @@ def _generate(course_dir: Path, db_url: str, assignment: str) -> None:
     if code != 0:
         raise UsageError(f"nbgrader could not prepare {assignment}: {last_error(output)}")
     state[assignment] = [digest, db_url]
-    _atomic_write(state_path, json.dumps(state, indent=1))
+    atomic_write(state_path, json.dumps(state, indent=1))
 
 
 def _in_gradebook(db_url: str, assignment: str) -> bool:
@@ -751,37 +732,3 @@ def prepare_assignment(course_dir: Path, assignment: str) -> None:
     """``nbgrader generate_assignment`` for ``assignment`` (skipped while its source is unchanged)."""
     course_dir = course_dir.resolve()
     _generate(course_dir, _db_url(course_dir), assignment)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_grades_csv(path: Path, rows: list[GradeRow], replace_assignments: set[str]) -> None:
-    """Write grades.csv atomically, keeping rows of assignments not graded this time."""
-    kept: list[list[str]] = []
-    if path.is_file():
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.reader(handle)
-            header = next(reader, None)
-            if header == CSV_COLUMNS:
-                kept = [r for r in reader if len(r) == len(CSV_COLUMNS) and r[1] not in replace_assignments]
-    new = [row.csv_row() for row in rows]
-    all_rows = sorted(kept + new, key=lambda r: (r[1], r[0]))
-    fd, tmp = tempfile.mkstemp(prefix=".grades-", suffix=".csv", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(CSV_COLUMNS)
-            writer.writerows(all_rows)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

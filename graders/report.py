@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import csv
-import os
-import tempfile
 from collections import Counter
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from .results import DETAIL_COLUMNS, GradeRow, write_detail_csv
+
 if TYPE_CHECKING:
-    from .grade import GradeRow
     from .sandbox import Isolation
 
 __all__ = ["GradingProgress", "summary_table", "write_detail_csv", "DETAIL_COLUMNS"]
-
-DETAIL_COLUMNS = ["student_id", "assignment", "score", "max_score", "status", "seconds", "detail"]
 
 
 class GradingProgress:
@@ -80,25 +75,3 @@ def summary_table(rows: list[GradeRow]) -> str:
             lines.append(f"  {r.assignment}/{r.student_id}: {r.status} {r.score:g}/{r.max_score:g}"
                          + (f" - {r.detail}" if r.detail else ""))
     return "\n".join(lines)
-
-
-def write_detail_csv(path: Path, rows: list[GradeRow], replace_assignments: set[str]) -> None:
-    """``grades-detail.csv``: grades.csv plus seconds and the reason for each status."""
-    kept: list[list[str]] = []
-    if path.is_file():
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.reader(handle)
-            if next(reader, None) == DETAIL_COLUMNS:
-                kept = [r for r in reader if len(r) == len(DETAIL_COLUMNS) and r[1] not in replace_assignments]
-    new = [[r.student_id, r.assignment, f"{r.score:g}", f"{r.max_score:g}", r.status,
-            f"{r.seconds:.1f}", r.detail] for r in rows]
-    fd, tmp = tempfile.mkstemp(prefix=".grades-detail-", suffix=".csv", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(DETAIL_COLUMNS)
-            writer.writerows(sorted(kept + new, key=lambda r: (r[1], r[0])))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -26,7 +26,6 @@ KNOWN_CYCLES: list[set[str]] = [
     {"course_lib.celery_tasks", "course_lib.dist_tasks", "course_lib.distributed",
      "course_lib.machine", "course_lib.mpi", "course_lib.processes", "course_lib.sync",
      "course_lib.trace", "course_lib.viz"},
-    {"graders.grade", "graders.report"},
 ]
 KNOWN_PRIVATE_IMPORTS: set[str] = set()
 KNOWN_LARGE_MODULES: set[str] = {
