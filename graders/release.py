@@ -49,7 +49,10 @@ def build_student_edition(target: Path, source_dir: Path = SOURCE_DIR, config: P
     config = config or COURSE_DIR / "nbgrader_config.py"
     with tempfile.TemporaryDirectory(prefix="course-release-") as scratch:
         root = Path(scratch)
-        shutil.copytree(source_dir, root / "source", ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+        # Hidden files and folders (.hypothesis/ from running a chapter, editors' files) are not
+        # course material: they never reach the student edition.
+        shutil.copytree(source_dir, root / "source",
+                        ignore=shutil.ignore_patterns(".*", "__pycache__"))
         shutil.copy(config, root / "nbgrader_config.py")
         for chapter in chapters:
             code, output = run_nbgrader(root, ["generate_assignment", chapter, "--force", "--no-db"], timeout=600)
@@ -77,7 +80,8 @@ def _tree(root: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(root)): p.read_bytes()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and ".ipynb_checkpoints" not in p.parts and p.name not in KEPT_FILES
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        and p.name not in KEPT_FILES
     }
 
 
