@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from ._render import Table, format_seconds
+from .figures import new_axes
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -1457,15 +1458,6 @@ def transfer_study(sizes: Sequence[int] | None = None, *, repeat: int = 5) -> Tr
 # --------------------------------------------------------------------------- pictures
 
 
-def _new_axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
-    if ax is not None:
-        return ax
-    import matplotlib.pyplot as plt
-
-    _, new_ax = plt.subplots(figsize=figsize, layout="constrained")
-    return new_ax
-
-
 def grid_picture(shape: int | Sequence[int], threads_per_block: int | Sequence[int], *,
                  ax: Axes | None = None, title: str | None = None) -> Axes:
     """Which thread computes which element: blocks, threads and the idle threads past the end.
@@ -1495,7 +1487,7 @@ def _grid_picture_1d(n: int, config: LaunchConfig, ax: Axes | None, title: str |
                          "threads_per_block (say 8)")
     gap = 0.6
     width = total + gap * max(blocks - 1, 0)
-    ax = _new_axes(ax, (max(6.0, min(14.0, 0.45 * width + 1.5)), 3.2))
+    ax = new_axes(ax, (max(6.0, min(14.0, 0.45 * width + 1.5)), 3.2))
     labels = total <= 64
     for b in range(blocks):
         left = b * (tpb + gap)
@@ -1547,7 +1539,7 @@ def _grid_picture_2d(shape: tuple[int, int], config: LaunchConfig, ax: Axes | No
     grid_cols, grid_rows = bx * tx, by * ty
     if grid_cols * grid_rows > 2048:
         raise ValueError("too many threads to draw: use a small shape, e.g. (10, 13) with (4, 4)")
-    ax = _new_axes(ax, (min(12.0, 0.4 * grid_cols + 4.0), min(9.0, 0.4 * grid_rows + 1.2)))
+    ax = new_axes(ax, (min(12.0, 0.4 * grid_cols + 4.0), min(9.0, 0.4 * grid_rows + 1.2)))
     for r in range(grid_rows):
         for c in range(grid_cols):
             idle = r >= rows or c >= cols
@@ -1587,7 +1579,7 @@ def reduction_picture(n: int = 8, *, ax: Axes | None = None, title: str | None =
     if size & (size - 1) or size > 32:
         raise ValueError(f"n must be a power of two up to 32 to draw, got {size}")
     steps = int(math.log2(size))
-    ax = _new_axes(ax, (max(6.0, 0.8 * size + 2.5), 1.2 * steps + 2.2))
+    ax = new_axes(ax, (max(6.0, 0.8 * size + 2.5), 1.2 * steps + 2.2))
     values = [float(v) for v in range(1, size + 1)]
     level_y = steps * 1.4
     for t, v in enumerate(values):
@@ -1630,7 +1622,7 @@ def mandelbrot_picture(counts: Any, *, re: Any = None, im: Any = None, ax: Axes 
     image = to_host(counts)
     if image.ndim != 2:
         raise ValueError(f"counts must be a 2-D image (rows, cols), got shape {image.shape}")
-    ax = _new_axes(ax, (6.4, 4.6))
+    ax = new_axes(ax, (6.4, 4.6))
     extent = None
     if re is not None and im is not None:
         r, i = to_host(re), to_host(im)

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypeVar
 import numpy as np
 
 from ._render import Table, format_seconds
+from .figures import time_unit
 from .laws import fit_serial_fraction
 
 if TYPE_CHECKING:
@@ -139,14 +140,6 @@ def _check_count(what: str, value: int, minimum: int) -> None:
 def _check_min_time(min_time: float) -> None:
     if not isinstance(min_time, int | float) or not min_time >= 0 or math.isinf(min_time):
         raise ValueError(f"min_time must be a finite number of seconds >= 0, got {min_time!r}")
-
-
-def _time_unit(seconds: float) -> tuple[float, str]:
-    """Scale factor and unit name for an axis whose largest value is ``seconds``."""
-    for factor, unit in ((1.0, "s"), (1e3, "ms"), (1e6, "µs")):
-        if seconds * factor >= 1.0:
-            return factor, unit
-    return 1e9, "ns"
 
 
 # --------------------------------------------------------------------------- Timing
@@ -518,7 +511,7 @@ class Comparison(Generic[T]):
             _, ax = plt.subplots(figsize=(6.4, 0.6 * len(self.rows) + 1.4))
         medians = [row.timing.median for row in self.rows]
         largest = max((m for m in medians if math.isfinite(m)), default=0.0)
-        factor, unit = _time_unit(largest)
+        factor, unit = time_unit(largest)
         positions = list(range(len(self.rows)))
         lower = [(row.timing.median - row.timing.quartiles[0]) * factor for row in self.rows]
         upper = [(row.timing.quartiles[1] - row.timing.median) * factor for row in self.rows]

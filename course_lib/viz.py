@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from ._render import format_seconds
+from .figures import HATCHES, label_bars, new_axes, time_unit
 from .laws import amdahl_speedup, fit_serial_fraction, gustafson_speedup
 
 if TYPE_CHECKING:
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 
 __all__ = ["timeline", "speedup_plot", "laws_plot", "amdahl_explorer", "cpu_wall_bars"]
 
-_HATCHES = ("", "//", "..", "xx", "\\\\", "++", "oo", "--", "**", "||")
 _MAX_LEGEND = 20
 _MAX_LABELLED_SPANS = 40
 
@@ -38,43 +38,6 @@ class _TimingLike(Protocol):
 
     @property
     def cpu_median(self) -> float: ...
-
-
-def _new_axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
-    if ax is not None:
-        return ax
-    import matplotlib.pyplot as plt
-
-    _, new_ax = plt.subplots(figsize=figsize, layout="constrained")
-    return new_ax
-
-
-def _label_bars(ax: Axes, bars: list[tuple[float, float, int, str]]) -> None:
-    """Write each name on its bar when the text fits inside it (estimated in pixels)."""
-    fontsize = 8.0
-    dpi = ax.figure.dpi
-    x0, x1 = ax.get_xlim()
-    axes_px = 0.8 * ax.get_window_extent().width  # the legend outside takes some room later
-    if x1 <= x0 or axes_px <= 0:
-        return
-    px_per_unit = axes_px / (x1 - x0)
-    for left, width, row, name in bars:
-        text_px = (0.6 * len(name) + 1.0) * fontsize * dpi / 72.0  # average glyph + padding
-        if width * px_per_unit >= text_px:
-            ax.text(left + width / 2, row, name, ha="center", va="center", fontsize=fontsize,
-                    clip_on=True, bbox={"boxstyle": "round,pad=0.15", "facecolor": "white",
-                                        "edgecolor": "none", "alpha": 0.8})
-
-
-def _time_unit(seconds: float) -> tuple[float, str]:
-    """Scale and unit name for an axis whose values go up to ``seconds``."""
-    if seconds >= 1.0:
-        return 1.0, "s"
-    if seconds >= 1e-3:
-        return 1e3, "ms"
-    if seconds >= 1e-6:
-        return 1e6, "µs"
-    return 1e9, "ns"
 
 
 # --------------------------------------------------------------------------- timeline
@@ -109,7 +72,7 @@ def timeline(
     for s in items:
         order.setdefault(s.worker, len(order))
 
-    ax = _new_axes(ax, (10.0, max(2.2, 0.45 * len(order) + 1.6)))
+    ax = new_axes(ax, (10.0, max(2.2, 0.45 * len(order) + 1.6)))
     if title is not None:
         ax.set_title(title)
     ax.set_ylabel("worker")
@@ -128,7 +91,7 @@ def timeline(
     for s in items:
         if s.name not in styles:
             i = len(styles)
-            styles[s.name] = (f"C{i % 10}", _HATCHES[(i + i // 10) % len(_HATCHES)])
+            styles[s.name] = (f"C{i % 10}", HATCHES[(i + i // 10) % len(HATCHES)])
 
     groups: dict[tuple[int, str], list[tuple[float, float]]] = {}
     for s in items:
@@ -147,7 +110,7 @@ def timeline(
     ax.grid(axis="x", alpha=0.3)
 
     if label_spans and len(items) <= _MAX_LABELLED_SPANS:
-        _label_bars(ax, [((s.start - origin) * scale, (s.end - s.start) * scale,
+        label_bars(ax, [((s.start - origin) * scale, (s.end - s.start) * scale,
                           order[s.worker], s.name) for s in items])
 
     handles = [Patch(facecolor=c, edgecolor="black", hatch=h, label=name)
@@ -180,7 +143,7 @@ def speedup_plot(
     s = np.asarray(speedups, dtype=float)
     if n.shape != s.shape or n.size == 0:
         raise ValueError("workers and speedups must be non-empty and of equal length")
-    ax = _new_axes(ax, (6.4, 4.2))
+    ax = new_axes(ax, (6.4, 4.2))
     top = float(max(n.max(), 1.0))
     grid = np.linspace(1.0, top, 200)
 
@@ -219,7 +182,7 @@ def laws_plot(parallel_fraction: float, max_workers: int = 64, *, ax: Axes | Non
     n = np.arange(1, int(max_workers) + 1)
     amdahl = amdahl_speedup(p, n)  # raises ValueError for p outside [0, 1]
     gustafson = gustafson_speedup(p, n)
-    ax = _new_axes(ax, (6.4, 4.2))
+    ax = new_axes(ax, (6.4, 4.2))
     every = max(1, len(n) // 8)
     ax.plot(n, n, linestyle="--", color="grey", label="ideal: speed-up = workers")
     ax.plot(n, gustafson, linestyle="-.", marker="s", markevery=every, color="C2",
@@ -316,9 +279,9 @@ def cpu_wall_bars(
     names = list(timings)
     wall = np.array([float(timings[k].median) for k in names], dtype=float)
     cpu = np.array([float(timings[k].cpu_median) for k in names], dtype=float)
-    ax = _new_axes(ax, (max(5.0, 1.3 * len(names) + 2.5), 4.2))
+    ax = new_axes(ax, (max(5.0, 1.3 * len(names) + 2.5), 4.2))
     biggest = float(np.nanmax(np.concatenate([wall, cpu]))) if names else 0.0
-    scale, unit = _time_unit(biggest if biggest > 0 else 1.0)
+    scale, unit = time_unit(biggest if biggest > 0 else 1.0)
     x = np.arange(len(names))
     width = 0.38
     wall_bars = ax.bar(x - width / 2, wall * scale, width, color="C0", edgecolor="black",
@@ -384,7 +347,7 @@ def interleaving(
     lanes: dict[str, int] = {}
     for s in items:
         lanes.setdefault(s.thread, len(lanes))
-    ax = _new_axes(ax, (max(6.0, 0.55 * len(items) + 2.0), max(2.2, 0.9 * len(lanes) + 1.4)))
+    ax = new_axes(ax, (max(6.0, 0.55 * len(items) + 2.0), max(2.2, 0.9 * len(lanes) + 1.4)))
     styles = {"read": ("C0", ".."), "add": ("0.85", ""), "write": ("C1", "//")}
     lost_at = {u.lost.index for u in losses}
     position = {s.index: x for x, s in enumerate(items)}
@@ -454,7 +417,7 @@ def contention(
     order: dict[str, int] = {}
     for s in sorted(items, key=lambda s: (s.start, s.end)):
         order.setdefault(s.worker, len(order))
-    ax = _new_axes(ax, (9.0, max(2.2, 0.5 * len(order) + 1.5)))
+    ax = new_axes(ax, (9.0, max(2.2, 0.5 * len(order) + 1.5)))
     if title is not None or items:
         ax.set_title(title if title is not None else
                      "Holding vs waiting: time a worker waits is time it does nothing useful")
@@ -464,7 +427,7 @@ def contention(
         ax.set_xlabel("time (ms)")
         return ax
     window = max(s.end for s in items) - min(s.start for s in items)
-    scale, unit = _time_unit(window if window > 0 else 1.0)
+    scale, unit = time_unit(window if window > 0 else 1.0)
     # The same colours and hatches as timeline() gives TracedLock's spans ("waiting" comes first).
     parts = [("holding", "C1", "//"), ("waiting", "C0", ""), ("neither", "0.9", "..")]
     for worker, row in order.items():
@@ -538,7 +501,7 @@ def wait_for_graph(
                 nodes.append(threads[i])
     else:
         nodes = list(order) + [n for n in locks + threads if n not in set(order)]
-    ax = _new_axes(ax, (6.0, 6.0))
+    ax = new_axes(ax, (6.0, 6.0))
     where: dict[str, tuple[float, float]] = {}
     for k, node in enumerate(nodes):
         angle = math.pi / 2 - 2 * math.pi * k / max(len(nodes), 1)
@@ -637,7 +600,7 @@ def message_diagram(trace: Any, *, ax: Axes | None = None, title: str | None = N
         trace = MPITrace(list(trace))
     events = list(trace.events)
     ranks = sorted({e.rank for e in events})
-    ax = _new_axes(ax, (10.0, max(2.4, 0.8 * len(ranks) + 1.6)))
+    ax = new_axes(ax, (10.0, max(2.4, 0.8 * len(ranks) + 1.6)))
     ax.set_title(title if title is not None else
                  "Messages between ranks (arrow: from the send to the receipt)")
     ax.set_ylabel("MPI rank")
@@ -653,7 +616,7 @@ def message_diagram(trace: Any, *, ax: Axes | None = None, title: str | None = N
     total = max(last - t0, 1e-9)
     if stuck:
         total *= 1.08  # room to show that those calls went on
-    scale, unit = _time_unit(total)
+    scale, unit = time_unit(total)
     min_width = total * scale * 0.004
 
     used: dict[str, bool] = {}
@@ -706,7 +669,7 @@ def message_diagram(trace: Any, *, ax: Axes | None = None, title: str | None = N
                                 "linestyle": "--"})
     if len(events) <= _MAX_LABELLED_SPANS:
         ax.set_xlim(0.0, total * scale * 1.02)
-        _label_bars(ax, labels)
+        label_bars(ax, labels)
 
     ax.set_yticks(range(len(ranks)), [f"rank {r}" for r in ranks])
     ax.set_ylim(len(ranks) - 0.5, -0.5)
@@ -788,7 +751,7 @@ def collective_diagram(op: str, size: int = 4, *, root: int = 0, ax: Axes | None
     if not 0 <= root < size:
         raise ValueError(f"root must be a rank from 0 to {size - 1}, got {root!r}")
     before, after = _collective_blocks(name, size, root)
-    ax = _new_axes(ax, (8.0, 0.55 * size + 1.4))
+    ax = new_axes(ax, (8.0, 0.55 * size + 1.4))
     gap = 2.2
     right = size + gap
 
@@ -799,7 +762,7 @@ def collective_diagram(op: str, size: int = 4, *, root: int = 0, ax: Axes | None
             width = size if len(blocks) == 1 and blocks[0][1] == -1 else 1.0
             for slot, (label, origin) in enumerate(blocks):
                 colour = "lightgrey" if origin < 0 else f"C{origin % 10}"
-                hatch = "" if origin < 0 else _HATCHES[origin % len(_HATCHES)]
+                hatch = "" if origin < 0 else HATCHES[origin % len(HATCHES)]
                 ax.add_patch(Rectangle((x0 + slot * width, r - 0.35), width, 0.7,
                                        facecolor=colour, edgecolor="black", hatch=hatch,
                                        alpha=0.85, linewidth=0.8))
