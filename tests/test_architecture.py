@@ -30,7 +30,7 @@ KNOWN_CYCLES: list[set[str]] = [
 KNOWN_PRIVATE_IMPORTS: set[str] = set()
 KNOWN_LARGE_MODULES: set[str] = {
     "course_lib.distributed", "course_lib.gpu", "course_lib.machine", "course_lib.mpi",
-    "course_lib.processes", "course_lib.sync", "course_lib.viz",
+    "course_lib.processes", "course_lib.sync",
 }
 
 
