@@ -32,6 +32,7 @@ from course_lib.sync import (
     count_race,
     dine,
     find_lost_updates,
+    pictures,
 )
 from course_lib.trace import Span, Tracer
 from graders.checks import (
@@ -52,7 +53,8 @@ def no_stray_threads() -> Iterator[None]:
         yield
         deadline = time.monotonic() + 3
         while any(t.is_alive() for t in set(threading.enumerate()) - before):
-            assert time.monotonic() < deadline, f"threads left: {set(threading.enumerate()) - before}"
+            left = set(threading.enumerate()) - before
+            assert time.monotonic() < deadline, f"threads left: {left}"
             time.sleep(0.01)
         assert dict(matplotlib.rcParams) == params
     finally:
@@ -60,7 +62,8 @@ def no_stray_threads() -> Iterator[None]:
 
 
 def steps(*spec: tuple[str, str, int]) -> list[Step]:
-    return [Step(i, thread, action, value, float(i)) for i, (thread, action, value) in enumerate(spec)]
+    return [Step(i, thread, action, value, float(i))
+            for i, (thread, action, value) in enumerate(spec)]
 
 
 # --------------------------------------------------------------------------- lost updates
@@ -437,47 +440,53 @@ def test_dine_refuses_bad_input() -> None:
 
 # --------------------------------------------------------------------------- pictures
 
+# viz re-exports the chapter's pictures from course_lib.sync.pictures: both must draw the same.
+PICTURES = pytest.mark.parametrize("pics", [viz, pictures], ids=["viz", "sync.pictures"])
 
-def test_interleaving_marks_lost_writes() -> None:
+
+@PICTURES
+def test_interleaving_marks_lost_writes(pics: Any) -> None:
     race = steps(("A", "read", 0), ("B", "read", 0), ("A", "add", 1), ("B", "add", 1),
                  ("A", "write", 1), ("B", "write", 1))
-    ax = viz.interleaving(race)
+    ax = pics.interleaving(race)
     assert isinstance(ax, Axes)
     texts = [t.get_text() for t in ax.texts]
     assert texts.count("LOST") == 1 and "write\n1" in texts
     assert "1 update(s) lost" in ax.get_title()
     assert [t.get_text() for t in ax.get_yticklabels()] == ["thread A", "thread B"]
     fig, own = plt.subplots()
-    assert viz.interleaving(race[:3], ax=own) is own
+    assert pics.interleaving(race[:3], ax=own) is own
     assert "No update lost" in own.get_title()
     with pytest.raises(TypeError, match="Step"):
-        viz.interleaving([1, 2, 3])
+        pics.interleaving([1, 2, 3])
 
 
-def test_contention_adds_up_holding_and_waiting() -> None:
+@PICTURES
+def test_contention_adds_up_holding_and_waiting(pics: Any) -> None:
     spans = [Span("waiting for x", "T1", 0.0, 0.002, 1, "T1"),
              Span("holding x", "T1", 0.002, 0.010, 1, "T1"),
              Span("waiting for x", "T2", 0.0, 0.010, 1, "T2")]
-    ax = viz.contention(spans, title="who waited")
+    ax = pics.contention(spans, title="who waited")
     assert ax.get_title() == "who waited"
     labels = {t.get_text() for t in ax.texts}
     assert {"holding 80%", "waiting 20%", "waiting 100%"} <= labels
     assert {p.get_hatch() or "" for p in ax.patches} >= {"", "//", ".."}
-    empty = viz.contention([])
+    empty = pics.contention([])
     assert any("no spans" in t.get_text() for t in empty.texts)
 
 
-def test_wait_for_graph_draws_the_cycle() -> None:
+@PICTURES
+def test_wait_for_graph_draws_the_cycle(pics: Any) -> None:
     dinner = dine(4, 5, "left-first", dawdle=0.05)
     assert dinner.deadlock is not None
-    ax = viz.wait_for_graph(dinner.deadlock)
+    ax = pics.wait_for_graph(dinner.deadlock)
     assert ax.get_title().startswith("Deadlock: 4 threads")
     names = {t.get_text() for t in ax.texts}
     assert {"fork 0", "philosopher 3"} <= names
-    calm = viz.wait_for_graph(HoldsWaits({"T": ("a",)}, {}))
+    calm = pics.wait_for_graph(HoldsWaits({"T": ("a",)}, {}))
     assert "No cycle" in calm.get_title()
     with pytest.raises(TypeError, match="HoldsWaits"):
-        viz.wait_for_graph(None)
+        pics.wait_for_graph(None)
 
 
 # --------------------------------------------------------------------------- checks
@@ -523,7 +532,8 @@ def test_a_timeout_kills_the_child_processes_of_the_call() -> None:
 def test_run_in_threads_results_errors_and_timeouts() -> None:
     assert run_in_threads([lambda: 1, lambda: 2]) == [1, 2]
     assert run_in_threads([]) == []
-    with pytest.raises(AssertionError, match="worker-1: raised ZeroDivisionError.*divide carefully"):
+    with pytest.raises(AssertionError,
+                       match="worker-1: raised ZeroDivisionError.*divide carefully"):
         run_in_threads([lambda: 1, lambda: 1 / 0], hint="divide carefully")
     release = threading.Event()
     try:
