@@ -22,7 +22,8 @@ Importing this module also makes kombu's ``filesystem://`` transport (the
 course's local broker) safe on a busy machine: kombu writes a message file in
 place, so a worker polling the folder can read it half-written and die with a
 ``JSONDecodeError``; here each message is written to a hidden file and renamed
-into place, and a half-written exchange table is read again.
+into place (:func:`course_lib.fileio.atomic_write`), and a half-written exchange
+table is read again.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from kombu.transport import TRANSPORT_ALIASES
 from kombu.utils import json as kombu_json
 
 from course_lib import dist_tasks
+from course_lib.fileio import atomic_write
 
 _filesystem: Any = importlib.import_module("kombu.transport.filesystem")
 _dumps: Any = kombu_json.dumps
@@ -50,11 +52,11 @@ class _AtomicChannel(_filesystem.Channel):  # type: ignore[misc]  # kombu's clas
     def _put(self, queue: Any, message: Any, **kwargs: Any) -> None:
         name = f"{int(round(time.monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg"
         folder = str(self.data_folder_out)
-        hidden = os.path.join(folder, f".{uuid.uuid4()}.part")   # never matches *.QUEUE.msg
+        data = str(_dumps(message)).encode("utf-8")
         try:
-            with open(hidden, "wb") as file:
-                file.write(str(_dumps(message)).encode("utf-8"))
-            os.replace(hidden, os.path.join(folder, name))
+            # The temporary file ".NAME-xxxx.part" never matches "*.QUEUE.msg": kombu's
+            # reader compares what follows the first dot with "QUEUE.msg".
+            atomic_write(os.path.join(folder, name), data)
         except OSError as exc:
             raise ChannelError(f"Cannot add a message to {folder!r}") from exc
 

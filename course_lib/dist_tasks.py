@@ -2,7 +2,8 @@
 
 ipyparallel engines, Dask workers, Celery workers, SCOOP workers and
 ``multiprocessing`` processes all import this module by name; nothing here
-may live only in a notebook.
+may live only in a notebook. It imports nothing from ``course_lib.distributed``
+(the code that starts and stops engines), so a worker stays light.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
+from multiprocessing.managers import BaseManager
 from typing import Any
 
 import numpy as np
@@ -117,6 +119,19 @@ def _worker_name() -> str:
         return where()
 
 
+class QueueClient(BaseManager):
+    """What a worker (on this or another machine) uses to reach a
+    :class:`course_lib.distributed.QueueServer`: its ``tasks()`` and ``results()`` queues.
+
+    It lives here, with the functions workers run, so that a worker imports nothing
+    that starts or stops engines; ``course_lib.distributed`` re-exports it.
+    """
+
+
+QueueClient.register("tasks")
+QueueClient.register("results")
+
+
 def farm_worker(address: tuple[str, int], authkey: bytes, name: str,
                 idle_timeout: float = 5.0) -> None:
     """Master/worker over the network: take numbers from the manager's task queue,
@@ -125,8 +140,6 @@ def farm_worker(address: tuple[str, int], authkey: bytes, name: str,
     A worker that waits ``idle_timeout`` s for a task gives up and exits, so a
     master that forgets the stop signal cannot leave it running forever.
     """
-    from course_lib.distributed import QueueClient
-
     manager = QueueClient(address=address, authkey=authkey)
     try:
         manager.connect()
