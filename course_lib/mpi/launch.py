@@ -47,7 +47,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ._render import Table, format_seconds
+from course_lib._render import Table, format_seconds
 
 if TYPE_CHECKING:  # the heavier modules are imported where used: each rank imports this one
     import subprocess
@@ -55,7 +55,7 @@ if TYPE_CHECKING:  # the heavier modules are imported where used: each rank impo
 
     from matplotlib.axes import Axes
 
-    from .trace import Span
+    from course_lib.trace import Span
 
 __all__ = [
     "MPIEXEC_ENV",
@@ -135,7 +135,7 @@ def mpiexec_command(mpiexec: str | Sequence[str] | None = None) -> list[str]:
         if raw:
             mpiexec, source = raw, f"${MPIEXEC_ENV}"
     if mpiexec is None:
-        from .machine import find_mpiexec
+        from course_lib.machine import find_mpiexec
 
         found = find_mpiexec()
         if found is None:
@@ -507,7 +507,7 @@ def _execute(
             # whatever TMPDIR says, and leaves it there when a job is killed or aborted. With
             # this variable set it writes no file; the ranks then ask hwloc as usual.
             child_env["HWLOC_XMLFILE"] = str(run_dir / "no-topology-file.xml")
-        package_parent = str(Path(__file__).resolve().parent.parent)
+        package_parent = str(Path(__file__).resolve().parent.parent.parent)
         old_path = child_env.get("PYTHONPATH", "")
         child_env["PYTHONPATH"] = package_parent + (os.pathsep + old_path if old_path else "")
         command = [*launcher, "-n", str(n), sys.executable, "-c", _BOOT_CODE, str(script),
@@ -610,7 +610,7 @@ def _shm_segments(processes: Iterable[Any]) -> set[str]:
 
 def _stop_job(proc: subprocess.Popen[bytes]) -> None:
     """Kill mpiexec and every process under it (launchers put ranks in sessions of their own)."""
-    from .proc import family, kill_tree
+    from course_lib.proc import family, kill_tree
 
     members = family(proc)
     segments = _shm_segments(members) if sys.platform.startswith("linux") else set()
@@ -1025,7 +1025,7 @@ class MPITrace:
 
     def spans(self) -> list[Span]:
         """Each call as a :class:`course_lib.trace.Span` on lane "rank N" (for ``timeline``)."""
-        from .trace import Span
+        from course_lib.trace import Span
 
         end = self.t_end
         return [Span(e.op, f"rank {e.rank}", e.start, e.end if e.end is not None else end, 0,
@@ -1033,7 +1033,7 @@ class MPITrace:
 
     def diagram(self, *, ax: Axes | None = None, title: str | None = None) -> Axes:
         """Shortcut for :func:`course_lib.viz.message_diagram`."""
-        from .viz import message_diagram
+        from course_lib.viz import message_diagram
 
         return message_diagram(self, ax=ax, title=title)
 
