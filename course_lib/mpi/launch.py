@@ -13,11 +13,15 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import psutil
 
 from course_lib.mpi.rank import BOOT_CODE
 from course_lib.mpi.results import MPIRun, MPIUnavailableError, RankResult
@@ -30,9 +34,7 @@ from course_lib.mpi.settings import (
     RUN_DIR_ENV,
 )
 from course_lib.mpi.trace import MPITrace, read_text
-
-if TYPE_CHECKING:
-    import subprocess
+from course_lib.proc import family, kill_tree
 
 __all__ = ["mpi_available", "mpiexec_command", "run_mpi"]
 
@@ -89,6 +91,7 @@ def mpi_available() -> bool:
 
 
 def check_n(n: object) -> int:
+    """``n`` if it is a whole number of ranks (at least 1); else a TypeError or ValueError."""
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"n (the number of ranks) must be a whole number, got {n!r}")
     if n < 1:
@@ -97,6 +100,7 @@ def check_n(n: object) -> int:
 
 
 def check_timeout(timeout: object) -> float:
+    """``timeout`` in seconds if it is a positive number; else a ValueError that says why."""
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}: "
                          "every MPI run needs one, so a deadlock cannot hang the notebook")
@@ -168,8 +172,11 @@ def execute(
     files: Mapping[str, bytes] | None = None,
     script_name: str = "program.py",
 ) -> MPIRun:
-    import tempfile
+    """Run ``script`` (or ``source``, written to ``script_name``) on ``n`` ranks in a run folder.
 
+    ``files`` are written next to it (``call.pkl`` for :func:`run_function`).
+    The folder is removed afterwards; ``check`` raises for a failed run.
+    """
     launcher = mpiexec_command(mpiexec)
     if not cwd.is_dir():
         raise FileNotFoundError(f"cwd {str(cwd)!r} is not a folder")
@@ -230,8 +237,6 @@ def _remove_orphaned_segments(before: set[str]) -> None:
     new = _mpich_segments() - before
     if not new:
         return
-    import psutil
-
     for segment in new - _shm_segments(psutil.process_iter()):
         try:
             os.unlink(segment)
@@ -251,7 +256,6 @@ def _launch(command: list[str], env: dict[str, str], cwd: Path, run_dir: Path, t
 
 def _launch_job(command: list[str], env: dict[str, str], cwd: Path, run_dir: Path, timeout: float,
                 clock: Callable[[], float]) -> tuple[int | None, float, float | None]:
-    import subprocess
     kwargs: dict[str, Any] = {}
     if os.name == "posix":
         kwargs["start_new_session"] = True
@@ -296,8 +300,6 @@ def _shm_segments(processes: Iterable[Any]) -> set[str]:
 
 def stop_job(proc: subprocess.Popen[bytes]) -> None:
     """Kill mpiexec and every process under it (launchers put ranks in sessions of their own)."""
-    from course_lib.proc import family, kill_tree
-
     members = family(proc)
     segments = _shm_segments(members) if sys.platform.startswith("linux") else set()
     # kill_tree follows parent links (a rank in a session of its own is still found),

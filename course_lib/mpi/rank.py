@@ -58,6 +58,7 @@ def call_entry(name: str, namespace: dict[str, Any], trace: bool = False) -> Non
 
 
 def rank_from_environment() -> int | None:
+    """This process's rank as the launcher announced it, before MPI starts; else None."""
     for variable in _RANK_VARIABLES:
         value = os.environ.get(variable, "")
         if value.isdigit():
