@@ -11,7 +11,7 @@ import matplotlib
 import psutil
 import pytest
 
-from course_lib import viz
+import course_lib.mpi.pictures as pictures
 from course_lib.mpi import (
     MPIEngines,
     MPIRunError,
@@ -381,7 +381,7 @@ def test_a_trace_file_cut_short_still_loads(tmp_path: Path) -> None:
 def test_message_diagram_draws_lanes_arrows_and_stuck_calls() -> None:
     trace = MPITrace.from_records(_records())
     trace.stopped = 5.0
-    ax = viz.message_diagram(trace, title="test")
+    ax = pictures.message_diagram(trace, title="test")
     assert [t.get_text() for t in ax.get_yticklabels()] == ["rank 0", "rank 1"]
     texts = [t.get_text() for t in ax.texts]
     assert "Send never returned" in texts and "10 B" in texts and "4 kB" not in texts
@@ -397,7 +397,7 @@ def test_message_diagram_draws_lanes_arrows_and_stuck_calls() -> None:
 
 
 def test_message_diagram_of_an_empty_trace_says_so() -> None:
-    ax = viz.message_diagram(MPITrace([]))
+    ax = pictures.message_diagram(MPITrace([]))
     assert "no MPI calls recorded" in ax.texts[0].get_text()
     import matplotlib.pyplot as plt
 
@@ -412,7 +412,7 @@ def test_message_diagram_of_an_empty_trace_says_so() -> None:
     ("alltoall", {f"{i}→{j}" for i in range(4) for j in range(4)}),
 ])
 def test_collective_diagram_labels_where_the_data_goes(op: str, labels: set[str]) -> None:
-    ax = viz.collective_diagram(op, 4)
+    ax = pictures.collective_diagram(op, 4)
     texts = {t.get_text() for t in ax.texts}
     assert labels <= texts and "before" in texts and "after" in texts
     assert op in ax.get_title()
@@ -428,20 +428,20 @@ def test_collective_diagram_labels_where_the_data_goes(op: str, labels: set[str]
 ])
 def test_collective_diagram_refuses_bad_input(kwargs: dict[str, object], match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        viz.collective_diagram(**kwargs)  # type: ignore[arg-type]
+        pictures.collective_diagram(**kwargs)  # type: ignore[arg-type]
 
 
 def test_rank_comes_from_the_launchers_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from course_lib.mpi import _rank_from_environment
+    from course_lib.mpi.rank import rank_from_environment
 
     for name in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "MV2_COMM_WORLD_RANK",
                  "SLURM_PROCID"):
         monkeypatch.delenv(name, raising=False)
-    assert _rank_from_environment() is None
+    assert rank_from_environment() is None
     monkeypatch.setenv("OMPI_COMM_WORLD_RANK", "5")
-    assert _rank_from_environment() == 5
+    assert rank_from_environment() == 5
     monkeypatch.setenv("PMI_RANK", "2")
-    assert _rank_from_environment() == 2
+    assert rank_from_environment() == 2
 
 
 def test_importing_the_module_does_not_start_mpi() -> None:
@@ -467,9 +467,9 @@ def test_benchmarks_skip_without_mpi(monkeypatch: pytest.MonkeyPatch) -> None:
 @needs_mpi
 def test_mpich_writes_no_topology_file_in_tmp(_own_tmp: Path) -> None:
     """Hydra ignores TMPDIR and leaves /tmp/hydra_hwloc_xmlfile_* behind after a killed job."""
-    from course_lib.mpi import _bundled_hydra
+    from course_lib.mpi.launch import bundled_hydra
 
-    if not _bundled_hydra(mpiexec_command()):
+    if not bundled_hydra(mpiexec_command()):
         pytest.skip("only the mpich wheel's mpiexec is told where its topology file goes")
     run = run_mpi("import os\nprint(os.environ.get('HWLOC_XMLFILE'))\n", n=1, timeout=30)
     assert run.stdout[0].startswith(str(_own_tmp)), run.stdout
