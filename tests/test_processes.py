@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from course_lib import processes as P
+from course_lib.processes import tasks as P_tasks
 from course_lib.workers import busy_work, io_wait
 from graders.checks import (
     clean_processes,
@@ -229,8 +230,8 @@ def test_pipe_echo_answers_and_stops() -> None:
 
 
 def test_predict_needs_the_initializer(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(P, "_MODEL", None)
-    monkeypatch.setattr(P, "_LOADS", 0)
+    monkeypatch.setattr(P_tasks, "_MODEL", None)
+    monkeypatch.setattr(P_tasks, "_LOADS", 0)
     with pytest.raises(RuntimeError, match="initializer=load_model"):
         P.predict(1)
     P.load_model(0)
