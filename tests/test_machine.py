@@ -346,3 +346,13 @@ def test_mpi_rows_when_mpiexec_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     row = next(r for r in report.rows if r.item == "mpiexec -n 4")
     assert row.value.startswith("failed (exit 1)")
     assert report.facts["mpi"]["mpiexec_works"] is False
+
+
+def test_mpi_rows_when_mpiexec_cannot_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rows_mpi, "find_mpiexec", lambda: "/nonexistent/mpiexec-xyz")
+    monkeypatch.setattr(rows_mpi, "dist_version", lambda *names: "4.0.0")
+    report = machine.show_machine(needs=["mpi"])
+    row = next(r for r in report.rows if r.item == "mpiexec -n 4")
+    assert row.value.startswith("could not start: FileNotFoundError")
+    assert "/nonexistent/mpiexec-xyz" in row.value
+    assert report.facts["mpi"]["mpiexec_works"] is False
