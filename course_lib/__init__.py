@@ -33,11 +33,11 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "usable_cores": "machine",
-    "start_method": "machine",
-    "mp_context": "machine",
-    "gil_enabled": "machine",
-    "free_threaded_build": "machine",
+    "usable_cores": "machine.cores",
+    "start_method": "machine.cores",
+    "mp_context": "machine.cores",
+    "gil_enabled": "machine.cores",
+    "free_threaded_build": "machine.cores",
     "show_machine": "machine",
     "benchmark": "timing",
     "compare": "timing",
@@ -84,11 +84,11 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .laws import amdahl_speedup, fit_serial_fraction, gustafson_speedup
-    from .machine import (
+    from .machine import show_machine
+    from .machine.cores import (
         free_threaded_build,
         gil_enabled,
         mp_context,
-        show_machine,
         start_method,
         usable_cores,
     )

@@ -8,6 +8,9 @@ grace period, then kills, and waits until every member is gone. It reaps only th
 ``subprocess.Popen`` it was given: another process's child that has exited is left
 as a zombie for its own parent to collect.
 
+:func:`run_bounded` runs a command for at most so many seconds and, past the bound,
+stops the whole tree it started with :func:`kill_tree`.
+
 Nothing here needs ``os.killpg``, ``signal.SIGQUIT`` or ``/proc``: where they
 exist they are used, and elsewhere (Windows) psutil does the same job.
 """
@@ -15,16 +18,26 @@ exist they are used, and elsewhere (Windows) psutil does the same job.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterable
-from typing import Any, TypeAlias
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NamedTuple, TypeAlias
 
 import psutil
 
-__all__ = ["QUIT_SIGNAL", "family", "kill_all", "kill_tree", "send_to_tree", "wait_gone"]
+__all__ = [
+    "QUIT_SIGNAL",
+    "RunResult",
+    "family",
+    "kill_all",
+    "kill_tree",
+    "run_bounded",
+    "send_to_tree",
+    "wait_gone",
+]
 
 QUIT_SIGNAL: int = int(getattr(signal, "SIGQUIT", signal.SIGTERM))
 """``SIGQUIT`` where it exists (Celery's cold shutdown), else ``SIGTERM``."""
@@ -178,3 +191,71 @@ def _children(process: psutil.Process) -> list[psutil.Process]:
         return list(process.children(recursive=True))
     except psutil.Error:
         return []
+
+
+# --------------------------------------------------------------------------- run_bounded
+
+
+class RunResult(NamedTuple):
+    """What :func:`run_bounded` saw: exit status, both outputs, and whether the bound hit."""
+
+    returncode: int | None
+    stdout: str
+    stderr: str
+    timed_out: bool
+
+
+_DRAIN_TIMEOUT = 5.0  # after the tree is gone: time left to read what is still in the pipes
+
+
+def run_bounded(cmd: Sequence[str], timeout: float, *, env: Mapping[str, str] | None = None,
+                cwd: str | os.PathLike[str] | None = None) -> RunResult:
+    """Run ``cmd`` (no shell, no stdin) for at most ``timeout`` seconds; capture its output.
+
+    The child starts in a process group of its own (a new session on POSIX,
+    ``CREATE_NEW_PROCESS_GROUP`` on Windows). Past the bound, :func:`kill_tree`
+    stops the child and every process under it, also those that left for a
+    session of their own (MPICH's proxy and ranks), and waits until they are
+    gone; only our own child is reaped. The output written until then is kept
+    (``timed_out=True``). Raises ``FileNotFoundError`` / ``PermissionError``
+    (an ``OSError`` naming the program) when the command cannot be started.
+    """
+    argv = [os.fspath(part) for part in cmd]
+    if not argv:
+        raise ValueError("run_bounded() needs a command, got an empty one")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds, got {type(timeout).__name__}")
+    if not math.isfinite(timeout) or timeout <= 0:
+        raise ValueError(f"timeout must be a finite number of seconds > 0, got {timeout!r}")
+    kwargs: dict[str, Any] = {}
+    if os.name == "posix":
+        kwargs["start_new_session"] = True
+    else:  # pragma: no cover - Windows
+        kwargs["creationflags"] = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
+    try:
+        child = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, errors="replace", env=None if env is None else dict(env), cwd=cwd,
+            **kwargs,
+        )
+    except OSError as exc:  # OSError(errno, ...) is FileNotFoundError, PermissionError, ...
+        raise OSError(exc.errno, f"cannot start {argv[0]!r}: {exc.strerror or exc}") from exc
+    try:
+        out, err = child.communicate(timeout=timeout)
+        return RunResult(child.returncode, out, err, False)
+    except subprocess.TimeoutExpired:
+        pass
+    except BaseException:  # KeyboardInterrupt included: leave nothing running
+        kill_tree(child, timeout=_DRAIN_TIMEOUT)
+        raise
+    kill_tree(child, timeout=_DRAIN_TIMEOUT)
+    try:
+        out, err = child.communicate(timeout=_DRAIN_TIMEOUT)
+    except subprocess.TimeoutExpired:  # something outside the tree holds the pipes open
+        out, err = "", ""
+        for pipe in (child.stdout, child.stderr):
+            if pipe is not None:
+                pipe.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=_DRAIN_TIMEOUT)
+    return RunResult(child.returncode, out or "", err or "", True)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from course_lib import machine, workers
-from course_lib.machine import MachineReport, MachineRow
+from course_lib.machine import MachineReport, MachineRow, cores, rows_gpu, rows_mpi, show
 
 # --------------------------------------------------------------------------- start method
 
@@ -72,7 +72,7 @@ def test_usable_cores_is_between_one_and_cpu_count() -> None:
 
 
 def test_usable_cores_respects_cgroup_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(machine, "_cgroup_cpu_limit", lambda *a, **k: 1)
+    monkeypatch.setattr(cores, "_cgroup_cpu_limit", lambda *a, **k: 1)
     monkeypatch.setattr(sys, "platform", "linux")
     assert machine.usable_cores() == 1
 
@@ -93,7 +93,7 @@ def test_usable_cores_respects_cgroup_limit(monkeypatch: pytest.MonkeyPatch) -> 
     ],
 )
 def test_parse_cpu_max(text: str, expected: int | None) -> None:
-    assert machine._parse_cpu_max(text) == expected
+    assert cores._parse_cpu_max(text) == expected
 
 
 @pytest.mark.parametrize(
@@ -106,7 +106,7 @@ def test_parse_cpu_max(text: str, expected: int | None) -> None:
     ],
 )
 def test_parse_cfs_quota(quota: str, period: str, expected: int | None) -> None:
-    assert machine._parse_cfs_quota(quota, period) == expected
+    assert cores._parse_cfs_quota(quota, period) == expected
 
 
 def test_cgroup_v2_tree(tmp_path: Path) -> None:
@@ -118,9 +118,9 @@ def test_cgroup_v2_tree(tmp_path: Path) -> None:
     (leaf / "cpu.max").write_text("150000 100000\n")
     proc = tmp_path / "proc_cgroup"
     proc.write_text("0::/user.slice/job\n")
-    assert machine._cgroup_cpu_limit(root, proc) == 2
+    assert cores._cgroup_cpu_limit(root, proc) == 2
     (leaf / "cpu.max").write_text("max 100000\n")
-    assert machine._cgroup_cpu_limit(root, proc) == 3
+    assert cores._cgroup_cpu_limit(root, proc) == 3
 
 
 def test_cgroup_v2_namespaced_root(tmp_path: Path) -> None:
@@ -130,11 +130,11 @@ def test_cgroup_v2_namespaced_root(tmp_path: Path) -> None:
     (root / "cpu.max").write_text("max 100000\n")
     proc = tmp_path / "proc_cgroup"
     proc.write_text("0::/\n")
-    assert machine._cgroup_cpu_limit(root, proc) is None
+    assert cores._cgroup_cpu_limit(root, proc) is None
     (root / "cpu.max").write_text("150000 100000\n")
     # a path from the host that does not exist inside the container falls back to the root
     proc.write_text("0::/docker/abc123\n")
-    assert machine._cgroup_cpu_limit(root, proc) == 2
+    assert cores._cgroup_cpu_limit(root, proc) == 2
 
 
 def test_cgroup_v1(tmp_path: Path) -> None:
@@ -145,13 +145,13 @@ def test_cgroup_v1(tmp_path: Path) -> None:
     (mount / "cpu.cfs_period_us").write_text("100000\n")
     proc = tmp_path / "proc_cgroup"
     proc.write_text("4:cpu,cpuacct:/\n3:memory:/\n")
-    assert machine._cgroup_cpu_limit(root, proc) == 3
+    assert cores._cgroup_cpu_limit(root, proc) == 3
     (mount / "cpu.cfs_quota_us").write_text("-1\n")
-    assert machine._cgroup_cpu_limit(root, proc) is None
+    assert cores._cgroup_cpu_limit(root, proc) is None
 
 
 def test_no_cgroup_at_all(tmp_path: Path) -> None:
-    assert machine._cgroup_cpu_limit(tmp_path / "nothing", tmp_path / "missing") is None
+    assert cores._cgroup_cpu_limit(tmp_path / "nothing", tmp_path / "missing") is None
 
 
 # --------------------------------------------------------------------------- GIL
@@ -213,7 +213,7 @@ def test_failing_probe_becomes_a_row(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(facts: dict[str, Any]) -> list[MachineRow]:
         raise RuntimeError("boom")
 
-    monkeypatch.setitem(machine._NEED_PROBES, "gpu", ("GPU", broken))
+    monkeypatch.setitem(show._NEED_PROBES, "gpu", ("GPU", broken))
     report = machine.show_machine(needs="gpu")
     row = next(r for r in report.rows if r.item == "GPU")
     assert "probe failed: RuntimeError: boom" in row.value
@@ -227,8 +227,8 @@ def test_broker_rows() -> None:
 
 
 def test_mpi_rows_without_mpiexec(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(machine, "find_mpiexec", lambda: None)
-    monkeypatch.setattr(machine, "_dist_version", lambda *names: None)
+    monkeypatch.setattr(rows_mpi, "find_mpiexec", lambda: None)
+    monkeypatch.setattr(rows_mpi, "dist_version", lambda *names: None)
     report = machine.show_machine(needs=["mpi"])
     assert report.value("mpi4py") == "not installed"
     row = next(r for r in report.rows if r.item == "mpiexec")
@@ -253,7 +253,7 @@ FAKE_GPU: dict[str, Any] = {
 
 
 def test_gpu_rows_with_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(machine, "_gpu_info", lambda: dict(FAKE_GPU))
+    monkeypatch.setattr(rows_gpu, "_gpu_info", lambda: dict(FAKE_GPU))
     report = machine.show_machine(needs=["gpu"])
     gpu0 = report.value("GPU 0") or ""
     assert "NVIDIA H100" in gpu0 and "80.0 GiB" in gpu0 and "9.0" in gpu0
@@ -264,48 +264,11 @@ def test_gpu_rows_with_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_gpu_rows_without_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     info = dict(FAKE_GPU, cuda_available=False, cuda_devices=[], cupy=None, cupy_devices=None)
     info["cupy_error"] = "ModuleNotFoundError: No module named 'cupy'"
-    monkeypatch.setattr(machine, "_gpu_info", lambda: info)
+    monkeypatch.setattr(rows_gpu, "_gpu_info", lambda: info)
     report = machine.show_machine(needs=["gpu"])
     expected = "none: chapter 7 runs on the simulator / PoCL / NumPy"
     assert report.value("GPU for chapter 7") == expected
     assert "GPU 0" not in [row.item for row in report.rows]
-
-
-@pytest.mark.parametrize("own_session", [False, True], ids=["same-group", "own-session"])
-def test_run_kills_the_process_group_on_timeout(own_session: bool) -> None:
-    # MPICH's launcher puts its ranks in sessions of their own: they must die too.
-    psutil = pytest.importorskip("psutil")
-    code = (
-        "import subprocess, sys, time\n"
-        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'],"
-        f" start_new_session={own_session})\n"
-        "print(child.pid, flush=True)\n"
-        "time.sleep(60)\n"
-    )
-    start = time.perf_counter()
-    result = machine._run([sys.executable, "-c", code], timeout=2)
-    assert result.timed_out
-    assert time.perf_counter() - start < 15
-    if os.name == "posix":
-        # A surviving grandchild keeps the pipe open, and its output would be lost.
-        assert result.stdout.strip(), "the output was lost: a grandchild kept the pipe open"
-        pid = int(result.stdout.split()[0])
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                    break
-            except psutil.NoSuchProcess:
-                break
-            time.sleep(0.05)
-        else:
-            pytest.fail(f"grandchild {pid} still running after the timeout")
-
-
-def test_run_reports_a_missing_program() -> None:
-    result = machine._run(["/nonexistent/program-xyz"], timeout=5)
-    assert result.error is not None
-    assert result.returncode is None
 
 
 # --------------------------------------------------------------------------- workers
@@ -377,9 +340,19 @@ def test_mpi_rows_when_mpiexec_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     failing = shutil.which("false")
     if failing is None:
         pytest.skip("no `false` program")
-    monkeypatch.setattr(machine, "find_mpiexec", lambda: failing)
-    monkeypatch.setattr(machine, "_dist_version", lambda *names: "4.0.0")
+    monkeypatch.setattr(rows_mpi, "find_mpiexec", lambda: failing)
+    monkeypatch.setattr(rows_mpi, "dist_version", lambda *names: "4.0.0")
     report = machine.show_machine(needs=["mpi"])
     row = next(r for r in report.rows if r.item == "mpiexec -n 4")
     assert row.value.startswith("failed (exit 1)")
+    assert report.facts["mpi"]["mpiexec_works"] is False
+
+
+def test_mpi_rows_when_mpiexec_cannot_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rows_mpi, "find_mpiexec", lambda: "/nonexistent/mpiexec-xyz")
+    monkeypatch.setattr(rows_mpi, "dist_version", lambda *names: "4.0.0")
+    report = machine.show_machine(needs=["mpi"])
+    row = next(r for r in report.rows if r.item == "mpiexec -n 4")
+    assert row.value.startswith("could not start: FileNotFoundError")
+    assert "/nonexistent/mpiexec-xyz" in row.value
     assert report.facts["mpi"]["mpiexec_works"] is False

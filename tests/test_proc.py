@@ -19,6 +19,7 @@ import psutil
 import pytest
 
 from course_lib import distributed, machine, proc
+from course_lib.machine import mpiexec
 from graders import sandbox
 
 # A launcher that starts a worker in a session of its own (like MPICH's proxy), which
@@ -135,15 +136,105 @@ def test_redis_and_scoop_style_kill_without_killpg(no_posix_groups: None) -> Non
         _assert_all_gone(pids)
 
 
-def test_machine_run_timeout_stops_the_tree_without_killpg(no_posix_groups: None,
+def test_run_bounded_stops_the_tree_without_killpg(no_posix_groups: None,
                                                            tmp_path: Path) -> None:
     pid_file = tmp_path / "pids"
     code = TREE.replace("time.sleep(120)\n", f"open({str(pid_file)!r}, 'w').write("
                         "f'{worker.pid} {grandchild}')\ntime.sleep(120)\n", 1)
     began = time.monotonic()
-    run = machine._run([sys.executable, "-c", code], timeout=5)
+    run = proc.run_bounded([sys.executable, "-c", code], timeout=5)
     assert run.timed_out and time.monotonic() - began < 30
     _assert_all_gone([int(p) for p in pid_file.read_text().split()])
+
+
+# --------------------------------------------------------------------------- run_bounded
+
+
+def test_run_bounded_returns_the_output_of_a_fast_command() -> None:
+    code = "import sys; print('out'); print('err', file=sys.stderr); sys.exit(3)"
+    began = time.monotonic()
+    run = proc.run_bounded([sys.executable, "-c", code], timeout=30)
+    assert run == proc.RunResult(3, "out\n", "err\n", False)
+    assert time.monotonic() - began < 20
+
+
+def test_run_bounded_passes_env_and_cwd(tmp_path: Path) -> None:
+    code = "import os; print(os.environ['RUN_BOUNDED_TEST'], os.getcwd())"
+    env = dict(os.environ, RUN_BOUNDED_TEST="here")
+    run = proc.run_bounded([sys.executable, "-c", code], 30, env=env, cwd=tmp_path)
+    assert run.returncode == 0 and not run.timed_out
+    word, folder = run.stdout.split(maxsplit=1)
+    assert word == "here" and Path(folder.strip()).resolve() == tmp_path.resolve()
+
+
+# The child prints its pid, starts a grandchild that leaves for a session of its own
+# (os.setsid) and prints its pid too, then both sleep far past the bound.
+SETSID_TREE = r"""
+import subprocess, sys, time
+grandchild = subprocess.Popen([sys.executable, "-c",
+    "import os, sys, time; os.setsid(); print(os.getpid(), flush=True); time.sleep(120)"],
+    stdout=subprocess.PIPE, text=True)
+print(subprocess.os.getpid(), grandchild.stdout.readline().strip(), flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "setsid"), reason="os.setsid is POSIX")
+def test_run_bounded_kills_a_grandchild_that_called_setsid() -> None:
+    began = time.monotonic()
+    run = proc.run_bounded([sys.executable, "-c", SETSID_TREE], timeout=3)
+    assert run.timed_out
+    assert time.monotonic() - began < 20
+    # The output written before the bound is kept: no survivor holds the pipe open.
+    pids = [int(pid) for pid in run.stdout.split()]
+    assert len(pids) == 2, run.stdout
+    assert run.returncode is not None  # our own child was reaped
+    _assert_all_gone(pids)
+
+
+@pytest.mark.parametrize("own_session", [False, True], ids=["same-group", "own-session"])
+def test_run_bounded_kills_the_process_group_on_timeout(own_session: bool) -> None:
+    # MPICH's launcher puts its ranks in sessions of their own: they must die too.
+    code = (
+        "import subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'],"
+        f" start_new_session={own_session})\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    start = time.perf_counter()
+    result = proc.run_bounded([sys.executable, "-c", code], timeout=2)
+    assert result.timed_out
+    assert time.perf_counter() - start < 15
+    if os.name == "posix":
+        # A surviving grandchild keeps the pipe open, and its output would be lost.
+        assert result.stdout.strip(), "the output was lost: a grandchild kept the pipe open"
+        pid = int(result.stdout.split()[0])
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                    break
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail(f"grandchild {pid} still running after the timeout")
+
+
+def test_run_bounded_names_a_missing_program() -> None:
+    with pytest.raises(FileNotFoundError, match="cannot start '/nonexistent/program-xyz'"):
+        proc.run_bounded(["/nonexistent/program-xyz"], timeout=5)
+
+
+def test_run_bounded_checks_its_arguments() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        proc.run_bounded([], timeout=5)
+    for bad in (0, -1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="> 0"):
+            proc.run_bounded([sys.executable, "-c", "pass"], timeout=bad)
+    with pytest.raises(TypeError):
+        proc.run_bounded([sys.executable, "-c", "pass"], timeout="5")  # type: ignore[arg-type]
 
 
 def test_find_mpiexec_in_library_bin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -158,7 +249,7 @@ def test_find_mpiexec_in_library_bin(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("PATH", "")
     found = machine.find_mpiexec(str(scripts / "python.exe"), str(tmp_path))
     assert found == str(launcher)
-    assert library in machine._mpiexec_folders(str(scripts / "python.exe"), str(tmp_path))
+    assert library in mpiexec.mpiexec_folders(str(scripts / "python.exe"), str(tmp_path))
 
 
 def test_sandbox_marker_scan_without_proc(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from course_lib import processes as P
+from course_lib.processes import tasks as P_tasks
 from course_lib.workers import busy_work, io_wait
 from graders.checks import (
     clean_processes,
@@ -32,7 +33,8 @@ METHODS = [m for m in ("fork", "spawn") if m in multiprocessing.get_all_start_me
 
 
 @pytest.fixture(params=METHODS)
-def ctx(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> multiprocessing.context.BaseContext:
+def ctx(request: pytest.FixtureRequest,
+        monkeypatch: pytest.MonkeyPatch) -> multiprocessing.context.BaseContext:
     """A context for each start method, also chosen for course_lib through the environment."""
     monkeypatch.setenv("COURSE_START_METHOD", request.param)
     return multiprocessing.get_context(request.param)
@@ -56,11 +58,13 @@ def test_check_picklable_accepts_module_functions_and_partials() -> None:
 
 @pytest.mark.parametrize("fn", [lambda x: x, _nested()], ids=["lambda", "nested"])
 def test_check_picklable_rejects_lambdas_and_local_functions(fn: object) -> None:
-    with pytest.raises(TypeError, match="cannot be sent to a worker process.*top level of a .py module"):
+    expected = "cannot be sent to a worker process.*top level of a .py module"
+    with pytest.raises(TypeError, match=expected):
         P.check_picklable(fn, "fork")  # type: ignore[arg-type]
 
 
-def test_check_picklable_rejects_notebook_functions_except_under_fork(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_check_picklable_rejects_notebook_functions_except_under_fork(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     notebook = types.ModuleType("__main__")  # like a kernel's __main__: no __file__
 
     def double(x: int) -> int:
@@ -99,9 +103,11 @@ def test_pool_map_with_no_items_starts_nothing() -> None:
         assert P.pool_map(P.square, [], workers=3) == []
 
 
-@pytest.mark.parametrize("workers,error,text", [(0, ValueError, "at least 1"), (-2, ValueError, "at least 1"),
+@pytest.mark.parametrize("workers,error,text", [(0, ValueError, "at least 1"),
+                                                (-2, ValueError, "at least 1"),
                                                 (True, TypeError, "bool"), (1.5, TypeError, "int")])
-def test_pool_map_rejects_bad_worker_counts(workers: object, error: type[Exception], text: str) -> None:
+def test_pool_map_rejects_bad_worker_counts(workers: object, error: type[Exception],
+                                            text: str) -> None:
     with pytest.raises(error, match=text):
         P.pool_map(P.square, [1], workers=workers)  # type: ignore[arg-type]
 
@@ -118,7 +124,8 @@ def test_pool_map_rejects_a_lambda_before_starting_a_pool() -> None:
         P.pool_map(lambda x: x, [1, 2], workers=2)
 
 
-def test_pool_map_turns_a_worker_exception_into_worker_error(ctx: multiprocessing.context.BaseContext) -> None:
+def test_pool_map_turns_a_worker_exception_into_worker_error(
+        ctx: multiprocessing.context.BaseContext) -> None:
     with clean_processes():
         with pytest.raises(P.WorkerError, match=r"task 3 \(item -1\) raised ValueError") as caught:
             P.pool_map(P.make_bytes, [1, 2, 3, -1, 5], workers=2, chunksize=2, ctx=ctx)
@@ -144,7 +151,8 @@ def test_pool_map_progress_bar_goes_to_stdout(capsys: pytest.CaptureFixture[str]
 # --------------------------------------------------------------------------- shared memory
 
 
-def test_shared_array_is_shared_with_workers_and_unlinked(ctx: multiprocessing.context.BaseContext) -> None:
+def test_shared_array_is_shared_with_workers_and_unlinked(
+        ctx: multiprocessing.context.BaseContext) -> None:
     with no_shm_leaks(), no_process_leaks():
         with P.SharedArray.copy_of(np.arange(8.0)) as shared:
             workers = [ctx.Process(target=P.scale_shared, args=(shared.spec, lo, lo + 4, 3.0))
@@ -229,8 +237,8 @@ def test_pipe_echo_answers_and_stops() -> None:
 
 
 def test_predict_needs_the_initializer(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(P, "_MODEL", None)
-    monkeypatch.setattr(P, "_LOADS", 0)
+    monkeypatch.setattr(P_tasks, "_MODEL", None)
+    monkeypatch.setattr(P_tasks, "_LOADS", 0)
     with pytest.raises(RuntimeError, match="initializer=load_model"):
         P.predict(1)
     P.load_model(0)
@@ -240,7 +248,8 @@ def test_predict_needs_the_initializer(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("call,error", [
     (lambda: P.exit_with(300), ValueError), (lambda: P.exit_with("x"), TypeError),
-    (lambda: P.guarded_sleep(0, on_sigterm="nope"), ValueError), (lambda: P.guarded_sleep(-1), ValueError),
+    (lambda: P.guarded_sleep(0, on_sigterm="nope"), ValueError),
+    (lambda: P.guarded_sleep(-1), ValueError),
     (lambda: P.make_bytes(-1), ValueError), (lambda: P.cpu_task("3"), TypeError),
 ])
 def test_workers_reject_bad_arguments(call: object, error: type[Exception]) -> None:
@@ -249,7 +258,8 @@ def test_workers_reject_bad_arguments(call: object, error: type[Exception]) -> N
 
 
 def test_logged_call_sends_the_traceback_to_the_log(ctx: multiprocessing.context.BaseContext,
-                                                     tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+                                                     tmp_path: Path,
+                                                     capfd: pytest.CaptureFixture[str]) -> None:
     log = tmp_path / "child.log"
     child = ctx.Process(target=P.logged_call, args=(log, P.raise_error, "boom"))
     child.start()
@@ -283,7 +293,8 @@ def test_no_shm_leaks_passes_clean_code_and_keeps_the_blocks_error() -> None:
     block.close()
 
 
-def test_no_process_leaks_kills_and_names_a_forgotten_process(ctx: multiprocessing.context.BaseContext) -> None:
+def test_no_process_leaks_kills_and_names_a_forgotten_process(
+        ctx: multiprocessing.context.BaseContext) -> None:
     with pytest.raises(AssertionError, match=r"still running .*\(pid \d+\).*killed now"):
         with no_process_leaks(timeout=0.2):
             child = ctx.Process(target=P.guarded_sleep, args=(30,), name="forgotten")
@@ -297,14 +308,16 @@ def _abandon_a_pool(ctx: multiprocessing.context.BaseContext) -> int:
     return sum(pool.map(P.square, [1, 2, 3]))
 
 
-def test_no_process_leaks_catches_a_pool_never_closed(ctx: multiprocessing.context.BaseContext) -> None:
+def test_no_process_leaks_catches_a_pool_never_closed(
+        ctx: multiprocessing.context.BaseContext) -> None:
     with pytest.raises(AssertionError, match="Pool of 2 workers was never closed"):
         with no_process_leaks():
             assert _abandon_a_pool(ctx) == 14
     assert multiprocessing.active_children() == []
 
 
-def test_no_process_leaks_catches_an_executor_never_shut_down(ctx: multiprocessing.context.BaseContext) -> None:
+def test_no_process_leaks_catches_an_executor_never_shut_down(
+        ctx: multiprocessing.context.BaseContext) -> None:
     from concurrent.futures import ProcessPoolExecutor
 
     with pytest.raises(AssertionError, match="ProcessPoolExecutor was never shut down"):
@@ -316,7 +329,8 @@ def test_no_process_leaks_catches_an_executor_never_shut_down(ctx: multiprocessi
         executor.submit(P.square, 1)
 
 
-def test_no_process_leaks_passes_pools_closed_properly(ctx: multiprocessing.context.BaseContext) -> None:
+def test_no_process_leaks_passes_pools_closed_properly(
+        ctx: multiprocessing.context.BaseContext) -> None:
     with no_process_leaks(), no_shm_leaks():
         with ctx.Pool(2) as pool:
             assert pool.map(P.square, range(4)) == [0, 1, 4, 9]
@@ -349,7 +363,8 @@ def test_expect_exitcodes_explains_the_codes() -> None:
             self.name, self.exitcode = name, exitcode
 
     expect_exitcodes([Fake("a", 0), Fake("b", 0)], 0)
-    with pytest.raises(AssertionError, match=r"b has exitcode -15: killed by SIGTERM; expected 0: finished"):
+    expected = r"b has exitcode -15: killed by SIGTERM; expected 0: finished"
+    with pytest.raises(AssertionError, match=expected):
         expect_exitcodes([Fake("a", 0), Fake("b", -15)], 0)
     with pytest.raises(AssertionError, match=r"None: still running"):
         expect_exitcodes([Fake("c", None)], [3])
@@ -357,8 +372,10 @@ def test_expect_exitcodes_explains_the_codes() -> None:
         expect_exitcodes([Fake("a", 0)], [0, 0])
 
 
-@pytest.mark.skipif("forkserver" not in multiprocessing.get_all_start_methods(), reason="no forkserver")
-def test_shutdown_helpers_stops_the_idle_fork_server_and_removes_its_folder(tmp_path: Path) -> None:
+@pytest.mark.skipif("forkserver" not in multiprocessing.get_all_start_methods(),
+                    reason="no forkserver")
+def test_shutdown_helpers_stops_the_idle_fork_server_and_removes_its_folder(
+        tmp_path: Path) -> None:
     import subprocess
 
     script = (
@@ -371,8 +388,8 @@ def test_shutdown_helpers_stops_the_idle_fork_server_and_removes_its_folder(tmp_
         "    print(shutdown_helpers(), flush=True)\n"
         "    print(os.listdir(os.environ['TMPDIR']), shutdown_helpers(), flush=True)\n"
     )
-    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "TMPDIR": str(tmp_path)})
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "TMPDIR": str(tmp_path)})
     lines = run.stdout.splitlines()
     assert run.returncode == 0, run.stderr
     assert lines[0] == "1"  # multiprocessing's pymp-* folder, holding the fork server's socket
@@ -380,11 +397,13 @@ def test_shutdown_helpers_stops_the_idle_fork_server_and_removes_its_folder(tmp_
     assert lines[2] == "[] []"  # nothing left, and nothing more to do
 
 
-def test_quiet_children_adds_the_childs_reason_to_the_blocks_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_quiet_children_adds_the_childs_reason_to_the_blocks_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COURSE_START_METHOD", "fork")
     ctx = multiprocessing.get_context("fork")
-    with pytest.raises(AssertionError, match=r"no answer; meanwhile a child process wrote to stderr: "
-                                             r"RuntimeError: the reason"):
+    with pytest.raises(AssertionError,
+                       match=r"no answer; meanwhile a child process wrote to stderr: "
+                             r"RuntimeError: the reason"):
         with quiet_children():
             child = ctx.Process(target=P.raise_error, args=("the reason",))
             child.start()
