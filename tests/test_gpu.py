@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from course_lib import gpu, gpu_check
+from course_lib.gpu.probe import smoke_test
 from course_lib.gpu import (
     Backends,
     GPUDevice,
@@ -536,7 +537,8 @@ def test_missing_cuda_bindings_switch_the_simulator_to_numbas_own_binding() -> N
     result = _run_child("""
         import json, os
         from course_lib import gpu
-        gpu._has_cuda_bindings = lambda: False        # as on macOS: numba-cuda without the wheel
+        from course_lib.gpu import backends
+        backends.has_cuda_bindings = lambda: False    # as on macOS: numba-cuda without the wheel
         b = gpu.choose_backends(probe=lambda: gpu.GPUProbe(error="no GPU (fake)"), opencl=False)
         print(json.dumps({"cuda": b.cuda, "env": os.environ.get(gpu.BINDING_ENV), "notes": b.notes}))
     """)
@@ -545,9 +547,10 @@ def test_missing_cuda_bindings_switch_the_simulator_to_numbas_own_binding() -> N
     kept = _run_child("""
         import json, os
         from course_lib import gpu
+        from course_lib.gpu.backends import has_cuda_bindings
         gpu.choose_backends(probe=lambda: gpu.GPUProbe(error="no GPU (fake)"), opencl=False)
         print(json.dumps({"env": os.environ.get(gpu.BINDING_ENV),
-                          "has": gpu._has_cuda_bindings()}))
+                          "has": has_cuda_bindings()}))
     """)
     assert kept["env"] is None or not kept["has"], "set although cuda-bindings is installed"
 
@@ -556,7 +559,7 @@ def test_the_kernel_test_runs_in_a_child_and_reports_failure_here() -> None:
     if gpu.detect_cuda_gpu(kernel=False).found:
         pytest.skip("a real GPU is present: this checks the failure path")
     imported_before = "numba.cuda" in sys.modules
-    error = gpu._smoke_test(120)
+    error = smoke_test(120)
     assert error  # no GPU here: the child says why instead of raising
     assert ("numba.cuda" in sys.modules) == imported_before, "the test kernel ran in this process"
     assert not gpu.detect_cuda_gpu().kernel_checked, "no device, so no kernel test"
