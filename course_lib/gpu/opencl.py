@@ -11,7 +11,7 @@ import numpy as np
 
 from course_lib.gpu.errors import BackendError
 
-__all__ = ["OpenCLSession", "device_has_fp64", "opencl_install_hint", "opencl_session"]
+__all__ = ["OpenCLSession", "opencl_session"]
 
 
 def opencl_devices() -> list[tuple[Any, Any, str]]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from course_lib.gpu.opencl import opencl_devices
 
-__all__ = ["GPUDevice", "GPUProbe", "detect_cuda_gpu", "parse_probe_output"]
+__all__ = ["GPUDevice", "GPUProbe", "detect_cuda_gpu"]
 
 PROBE_TIMEOUT = 30.0
 """Seconds the driver probe child may take."""
