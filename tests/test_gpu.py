@@ -555,6 +555,26 @@ def test_missing_cuda_bindings_switch_the_simulator_to_numbas_own_binding() -> N
     assert kept["env"] is None or not kept["has"], "set although cuda-bindings is installed"
 
 
+def test_the_machine_report_asks_the_same_probe_in_a_child() -> None:
+    from course_lib.gpu.probe import MACHINE_PROBE_CODE, parse_machine_facts
+
+    env = {k: v for k, v in os.environ.items() if k not in (gpu.SIMULATOR_ENV, gpu.BACKEND_ENV)}
+    env["PYTHONPATH"] = str(REPO)
+    run = subprocess.run([sys.executable, "-c", MACHINE_PROBE_CODE], capture_output=True,
+                         text=True, timeout=120, cwd=REPO, env=env)
+    facts = parse_machine_facts(run.stdout)
+    assert facts is not None, run.stderr[-2000:]
+    assert {"numba", "numba_cuda", "cuda_simulator", "cuda_available", "cuda_error",
+            "cuda_devices", "cupy", "cupy_error", "cupy_devices", "opencl", "opencl_error",
+            "opencl_devices"} <= set(facts)
+    found = gpu.detect_cuda_gpu(kernel=False)
+    if facts["cuda_available"]:
+        assert [d["name"] for d in facts["cuda_devices"]] == [d.name for d in found.devices]
+    else:
+        assert facts["cuda_devices"] == []
+    assert parse_machine_facts("no marked line\n") is None
+
+
 def test_the_kernel_test_runs_in_a_child_and_reports_failure_here() -> None:
     if gpu.detect_cuda_gpu(kernel=False).found:
         pytest.skip("a real GPU is present: this checks the failure path")
