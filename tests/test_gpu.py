@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 
 from course_lib import gpu, gpu_check
-from course_lib.gpu.probe import smoke_test
 from course_lib.gpu import (
     Backends,
     GPUDevice,
@@ -38,6 +37,7 @@ from course_lib.gpu import (
     mandelbrot_plane,
     memory_guard,
 )
+from course_lib.gpu.probe import smoke_test
 
 from .conftest import REPO
 
