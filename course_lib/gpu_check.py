@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .gpu import GPUProbe, detect_cuda_gpu
+from course_lib.fileio import atomic_write
+from course_lib.gpu.probe import GPUProbe, detect_cuda_gpu
 
 __all__ = [
     "GPU_FIGURES",
@@ -193,7 +194,8 @@ def nvidia_smi(timeout: float = 60.0) -> str:
                              stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"nvidia-smi failed: {exc}"
-    return (run.stdout + run.stderr).strip() or f"nvidia-smi printed nothing (exit {run.returncode})"
+    text = (run.stdout + run.stderr).strip()
+    return text or f"nvidia-smi printed nothing (exit {run.returncode})"
 
 
 _TRANSFER_CODE = f"""
@@ -286,7 +288,8 @@ def render_report(probe: GPUProbe, backends: str, notebooks: Sequence[NotebookRe
             problems = "; ".join(nb.problems) if nb.problems else ""
             lines.append(f"| {nb.name} | {result} | {nb.seconds:.1f} | {_cell(problems)} | "
                          f"{nb.executed}/{nb.cells} |")
-        tests = [(nb.name, grade_id, ok) for nb in notebooks for grade_id, ok in nb.exercises.items()]
+        tests = [(nb.name, grade_id, ok)
+                 for nb in notebooks for grade_id, ok in nb.exercises.items()]
         lines += ["", "### Exercise tests", ""]
         if tests:
             lines += ["| notebook | test cell | result |", "| --- | --- | --- |"]
@@ -302,7 +305,8 @@ def render_report(probe: GPUProbe, backends: str, notebooks: Sequence[NotebookRe
         for b in benchmarks:
             value = f"{b.value:.4g} {b.unit}" if b.value is not None else b.status
             verdict = b.verdict or b.status
-            lines.append(f"| {b.name} | {value} | {_cell(b.goal)} | {verdict} | {_cell(b.detail)} |")
+            lines.append(f"| {b.name} | {value} | {_cell(b.goal)} | {verdict} | "
+                         f"{_cell(b.detail)} |")
     else:
         lines.append("not run")
     lines += ["", "## Transfers over PCIe", "", *_transfer_lines(transfers)]
@@ -370,11 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     smi = nvidia_smi()
     report = render_report(probe, backends, results, figures, smi=smi, transfers=transfers)
     out: Path = args.out
-    if out.parent and not out.parent.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(report, encoding="utf-8")
-    os.replace(tmp, out)
+    atomic_write(out, report)
     print(report)
     print(f"report written to {out}")
     bad = (any(not r.ok for r in results) or any(f.status == "failed" for f in figures)

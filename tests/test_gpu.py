@@ -37,6 +37,7 @@ from course_lib.gpu import (
     mandelbrot_plane,
     memory_guard,
 )
+from course_lib.gpu.probe import smoke_test
 
 from .conftest import REPO
 
@@ -536,7 +537,8 @@ def test_missing_cuda_bindings_switch_the_simulator_to_numbas_own_binding() -> N
     result = _run_child("""
         import json, os
         from course_lib import gpu
-        gpu._has_cuda_bindings = lambda: False        # as on macOS: numba-cuda without the wheel
+        from course_lib.gpu import backends
+        backends.has_cuda_bindings = lambda: False    # as on macOS: numba-cuda without the wheel
         b = gpu.choose_backends(probe=lambda: gpu.GPUProbe(error="no GPU (fake)"), opencl=False)
         print(json.dumps({"cuda": b.cuda, "env": os.environ.get(gpu.BINDING_ENV), "notes": b.notes}))
     """)
@@ -545,18 +547,39 @@ def test_missing_cuda_bindings_switch_the_simulator_to_numbas_own_binding() -> N
     kept = _run_child("""
         import json, os
         from course_lib import gpu
+        from course_lib.gpu.backends import has_cuda_bindings
         gpu.choose_backends(probe=lambda: gpu.GPUProbe(error="no GPU (fake)"), opencl=False)
         print(json.dumps({"env": os.environ.get(gpu.BINDING_ENV),
-                          "has": gpu._has_cuda_bindings()}))
+                          "has": has_cuda_bindings()}))
     """)
     assert kept["env"] is None or not kept["has"], "set although cuda-bindings is installed"
+
+
+def test_the_machine_report_asks_the_same_probe_in_a_child() -> None:
+    from course_lib.gpu.probe import MACHINE_PROBE_CODE, parse_machine_facts
+
+    env = {k: v for k, v in os.environ.items() if k not in (gpu.SIMULATOR_ENV, gpu.BACKEND_ENV)}
+    env["PYTHONPATH"] = str(REPO)
+    run = subprocess.run([sys.executable, "-c", MACHINE_PROBE_CODE], capture_output=True,
+                         text=True, timeout=120, cwd=REPO, env=env)
+    facts = parse_machine_facts(run.stdout)
+    assert facts is not None, run.stderr[-2000:]
+    assert {"numba", "numba_cuda", "cuda_simulator", "cuda_available", "cuda_error",
+            "cuda_devices", "cupy", "cupy_error", "cupy_devices", "opencl", "opencl_error",
+            "opencl_devices"} <= set(facts)
+    found = gpu.detect_cuda_gpu(kernel=False)
+    if facts["cuda_available"]:
+        assert [d["name"] for d in facts["cuda_devices"]] == [d.name for d in found.devices]
+    else:
+        assert facts["cuda_devices"] == []
+    assert parse_machine_facts("no marked line\n") is None
 
 
 def test_the_kernel_test_runs_in_a_child_and_reports_failure_here() -> None:
     if gpu.detect_cuda_gpu(kernel=False).found:
         pytest.skip("a real GPU is present: this checks the failure path")
     imported_before = "numba.cuda" in sys.modules
-    error = gpu._smoke_test(120)
+    error = smoke_test(120)
     assert error  # no GPU here: the child says why instead of raising
     assert ("numba.cuda" in sys.modules) == imported_before, "the test kernel ran in this process"
     assert not gpu.detect_cuda_gpu().kernel_checked, "no device, so no kernel test"

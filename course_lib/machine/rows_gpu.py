@@ -1,19 +1,17 @@
 """Rows of the report about GPUs: numba's CUDA, CuPy and OpenCL, probed in a child process.
 
 A CUDA context would stay in the calling process (a notebook kernel), so
-:func:`_probe_gpu_here` runs in a short-lived child, stopped after a timeout.
+:func:`course_lib.gpu.probe.machine_gpu_facts` runs in a short-lived child, stopped after a
+timeout.
 """
 
 from __future__ import annotations
 
-import importlib
-import json
-import os
 import sys
 from typing import Any
 
 from ..proc import run_bounded
-from .report import MachineRow, child_env, dist_version, gib, last_line
+from .report import MachineRow, child_env, gib, last_line
 
 __all__: list[str] = []
 
@@ -23,83 +21,18 @@ _INSTALL_GPU = "pip install -e '.[gpu]'"
 _NO_GPU = "none: chapter 7 runs on the simulator / PoCL / NumPy"
 
 
-def _probe_gpu_here() -> dict[str, Any]:
-    """Probe numba/CUDA, CuPy and PyOpenCL in *this* process (run in a child by the report)."""
-    info: dict[str, Any] = {
-        "numba": dist_version("numba"),
-        "numba_cuda": dist_version("numba-cuda"),
-        "cuda_simulator": os.environ.get("NUMBA_ENABLE_CUDASIM", "") not in ("", "0"),
-        "cuda_available": None,
-        "cuda_error": None,
-        "cuda_devices": [],
-        "cupy": None,
-        "cupy_error": None,
-        "cupy_devices": None,
-        "opencl": None,
-        "opencl_error": None,
-        "opencl_devices": [],
-    }
-    try:
-        cuda: Any = importlib.import_module("numba.cuda")
-        info["cuda_available"] = bool(cuda.is_available())
-        if info["cuda_available"] and not info["cuda_simulator"]:
-            for index, device in enumerate(cuda.list_devices()):
-                name = device.name.decode() if isinstance(device.name, bytes) else device.name
-                major, minor = device.compute_capability
-                memory: int | None = None
-                try:
-                    with cuda.gpus[index]:
-                        memory = int(cuda.current_context().get_memory_info()[1])
-                except Exception:  # noqa: BLE001
-                    memory = None
-                info["cuda_devices"].append(
-                    {"name": str(name), "compute_capability": f"{major}.{minor}", "memory": memory}
-                )
-    except Exception as exc:  # noqa: BLE001
-        info["cuda_error"] = f"{type(exc).__name__}: {exc}"
-    try:
-        cupy: Any = importlib.import_module("cupy")
-        info["cupy"] = str(cupy.__version__)
-        try:
-            info["cupy_devices"] = int(cupy.cuda.runtime.getDeviceCount())
-        except Exception as exc:  # noqa: BLE001
-            info["cupy_devices"] = 0
-            info["cupy_error"] = f"{type(exc).__name__}: {exc}"
-    except Exception as exc:  # noqa: BLE001
-        info["cupy_error"] = f"{type(exc).__name__}: {exc}"
-    try:
-        cl: Any = importlib.import_module("pyopencl")
-        info["opencl"] = str(cl.VERSION_TEXT)
-        try:
-            for plat in cl.get_platforms():
-                for device in plat.get_devices():
-                    kind = cl.device_type.to_string(device.type)
-                    label = f"{plat.name.strip()}: {device.name.strip()} ({kind})"
-                    info["opencl_devices"].append(label)
-        except Exception as exc:  # noqa: BLE001
-            info["opencl_error"] = f"{type(exc).__name__}: {exc}"
-    except Exception as exc:  # noqa: BLE001
-        info["opencl_error"] = f"{type(exc).__name__}: {exc}"
-    return info
-
-
-_GPU_MARK = "COURSE_GPU_PROBE "
-_GPU_PROBE_CODE = (
-    "import json\n"
-    "from course_lib.machine.rows_gpu import _probe_gpu_here\n"
-    f"print({_GPU_MARK!r} + json.dumps(_probe_gpu_here()), flush=True)\n"
-)
-
-
 def _gpu_info() -> dict[str, Any]:
+    """The GPU facts of :func:`course_lib.gpu.probe.machine_gpu_facts`, gathered in a child."""
+    from ..gpu.probe import MACHINE_PROBE_CODE, parse_machine_facts
+
     try:
-        result = run_bounded([sys.executable, "-c", _GPU_PROBE_CODE], _GPU_TIMEOUT, env=child_env())
+        result = run_bounded([sys.executable, "-c", MACHINE_PROBE_CODE], _GPU_TIMEOUT,
+                             env=child_env())
     except OSError as exc:
         raise RuntimeError(f"{type(exc).__name__}: {exc}") from exc
-    for line in reversed(result.stdout.splitlines()):
-        if line.startswith(_GPU_MARK):
-            parsed: dict[str, Any] = json.loads(line[len(_GPU_MARK) :])
-            return parsed
+    parsed = parse_machine_facts(result.stdout)
+    if parsed is not None:
+        return parsed
     if result.timed_out:
         raise TimeoutError(f"the GPU probe took over {_GPU_TIMEOUT:.0f} s and was stopped")
     raise RuntimeError(last_line(result.stderr) or f"GPU probe exited {result.returncode}")
