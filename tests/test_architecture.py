@@ -22,16 +22,9 @@ from .conftest import REPO
 PACKAGES = ("course_lib", "graders", "benchmarks")
 MAX_LINES = 800
 
-KNOWN_CYCLES: list[set[str]] = [
-    {"course_lib.celery_tasks", "course_lib.dist_tasks", "course_lib.distributed",
-     "course_lib.machine", "course_lib.mpi", "course_lib.processes", "course_lib.sync",
-     "course_lib.trace", "course_lib.viz"},
-]
+KNOWN_CYCLES: list[set[str]] = [{"course_lib.trace", "course_lib.viz"}]
 KNOWN_PRIVATE_IMPORTS: set[str] = set()
-KNOWN_LARGE_MODULES: set[str] = {
-    "course_lib.distributed", "course_lib.gpu", "course_lib.machine", "course_lib.mpi",
-    "course_lib.processes", "course_lib.sync",
-}
+KNOWN_LARGE_MODULES: set[str] = set()
 
 
 def _modules() -> dict[str, Path]:

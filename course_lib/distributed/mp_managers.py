@@ -53,7 +53,7 @@ def queue_manager_server(*, host: str = HOST, port: int = 0,
 
     A worker elsewhere connects with ``QueueClient(address=..., authkey=...)``.
     """
-    from course_lib.machine import mp_context
+    from course_lib.machine.cores import mp_context
 
     key = authkey if authkey is not None else os.urandom(16)
     server = QueueServer(address=(host, port), authkey=key, ctx=mp_context())

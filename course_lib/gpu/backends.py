@@ -446,7 +446,7 @@ def choose_backends(
         reasons.setdefault("opencl_fp64", reasons["opencl"])
     has_pycuda = _choose_pycuda(cuda, found, rows, reasons)
 
-    from course_lib.machine import usable_cores
+    from course_lib.machine.cores import usable_cores
 
     cores = usable_cores()
     threads = "?"

@@ -40,7 +40,7 @@ def broker_rows(facts: dict[str, Any]) -> list[MachineRow]:
         rows.append(MachineRow("redis-server", label))
 
     try:
-        from course_lib.distributed import DistributedError, config, config_file
+        from course_lib.distributed.config import DistributedError, config, config_file
 
         try:
             settings = {k: v for k, v in config().items() if v}

@@ -53,7 +53,7 @@ def mpiexec_command(mpiexec: str | Sequence[str] | None = None) -> list[str]:
         if raw:
             mpiexec, source = raw, f"${MPIEXEC_ENV}"
     if mpiexec is None:
-        from course_lib.machine import find_mpiexec
+        from course_lib.machine.mpiexec import find_mpiexec
 
         found = find_mpiexec()
         if found is None:

@@ -255,7 +255,7 @@ def stop_helper_processes() -> list[str]:
     the resource tracker is stopped too.  Both start again by themselves when
     a process or lock is next created.
     """
-    from course_lib.processes import shutdown_helpers
+    from course_lib.processes.cleanup import shutdown_helpers
 
     stopped = shutdown_helpers()
     try:
