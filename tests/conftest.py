@@ -55,7 +55,8 @@ expect_equal(add(-1, 1), 0, "add(-1, 1)")
 
 def toy_notebook() -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                                 "language": "python"}
     nb.cells = [
         nbformat.v4.new_markdown_cell("# Toy chapter"),
         nbgrader_cell("prompt", "Write `add(a, b)`.", "ex_add_prompt"),

@@ -148,7 +148,8 @@ def test_binder_environment_is_python_and_pip() -> None:
 def test_binder_scripts_are_executable_bash(name: str) -> None:
     path = BINDER / name
     text = path.read_text()
-    assert text.startswith("#!/usr/bin/env bash\n"), f"binder/{name}: start with #!/usr/bin/env bash"
+    assert text.startswith("#!/usr/bin/env bash\n"), (
+        f"binder/{name}: start with #!/usr/bin/env bash")
     assert path.stat().st_mode & stat.S_IXUSR, f"binder/{name} is not executable: chmod +x"
     listed = subprocess.run(["git", "ls-files", "-s", f"binder/{name}"], cwd=REPO,
                             capture_output=True, text=True, timeout=30)

@@ -254,8 +254,8 @@ def test_timeline_and_validate_in_the_browser(
                 pytest.fail("the timeline cell ran but shows no PNG; its output: "
                             f"{outputs.inner_text()[:1500]!r}; " + shot(page, step))
             src = image.first.get_attribute("src") or ""
-            assert len(src) > 5_000, f"the timeline PNG is suspiciously small ({len(src)} chars); " \
-                + shot(page, step)
+            assert len(src) > 5_000, (
+                f"the timeline PNG is suspiciously small ({len(src)} chars); " + shot(page, step))
             width = image.first.evaluate("img => img.naturalWidth")
             assert width > 100, f"the timeline image did not decode (naturalWidth={width}); " \
                 + shot(page, step)

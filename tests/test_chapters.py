@@ -68,9 +68,11 @@ MULTI_START_METHOD = {"ch02_processes", "ch03_synchronisation"}
 START_METHODS = ["fork", "spawn", "forkserver"]
 RUNS = [
     pytest.param(p, m, id=f"{p.parent.name}/{p.name}" + (f"[{m}]" if m else ""),
-                 marks=[pytest.mark.nightly] if m and p.parent.name not in MULTI_START_METHOD else [])
+                 marks=([pytest.mark.nightly]
+                        if m and p.parent.name not in MULTI_START_METHOD else []))
     for p in NOTEBOOKS
-    for m in (START_METHODS if p.parent.name in MULTI_START_METHOD else [None, "spawn", "forkserver"])
+    for m in (START_METHODS if p.parent.name in MULTI_START_METHOD
+              else [None, "spawn", "forkserver"])
 ]
 
 
@@ -95,8 +97,8 @@ def _new_shm_entries(before: set[str], grace: float = 2.0) -> set[str]:
 
 
 @pytest.mark.parametrize("path,method", RUNS)
-def test_source_notebook_runs_cleanly_with_solutions(path: Path, method: str | None,
-                                                     tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_source_notebook_runs_cleanly_with_solutions(
+        path: Path, method: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
@@ -127,7 +129,8 @@ def test_source_notebook_runs_cleanly_with_solutions(path: Path, method: str | N
     assert report == {"threads": [], "children": []}, f"left running at the end: {report}"
     assert {p.pid for p in psutil.Process().children(recursive=True)} <= children_before
     assert sorted(p.name for p in private_tmp.iterdir()) == [], "temporary files were left behind"
-    assert _new_shm_entries(shm_before) == set(), "shared-memory segments or semaphores were left in /dev/shm"
+    assert _new_shm_entries(shm_before) == set(), (
+        "shared-memory segments or semaphores were left in /dev/shm")
 
 
 def test_student_edition_holds_no_solution_hidden_test_or_output() -> None:
@@ -148,7 +151,8 @@ def test_every_source_notebook_has_graded_exercises_and_wrong_answers() -> None:
             cells = grade_cells(nbformat.read(path, as_version=4))
             solutions = {c.grade_id for c in cells if c.kind == "solution"}
             tests_total += sum(c.kind == "tests" for c in cells)
-            assert set(wrong.get(path.name, {})) == solutions, f"{path.name}: a wrong answer per exercise"
+            assert set(wrong.get(path.name, {})) == solutions, (
+                f"{path.name}: a wrong answer per exercise")
         assert tests_total >= 5, f"{chapter}: at least five graded exercises"
 
 
@@ -191,7 +195,8 @@ def test_every_lazy_answer_names_a_real_exercise() -> None:
             assert not unknown, f"{chapter}/{path.name}: lazy answers for unknown ids {unknown}"
             missing = solutions - set(lazy.get(path.name, {}))
             assert not missing, f"{chapter}/{path.name}: exercises without a lazy answer: {missing}"
-            assert all(lazy[path.name].values()), f"{chapter}/{path.name}: an empty list of lazy answers"
+            assert all(lazy[path.name].values()), (
+                f"{chapter}/{path.name}: an empty list of lazy answers")
 
 
 def _round_trip(chapter: str, tmp_path: Path, rounds: range, classic: bool) -> None:

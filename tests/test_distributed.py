@@ -236,8 +236,9 @@ def test_dask_client_runs_tasks_on_its_workers_and_stops(tmp_path: Path,
             X, y, _ = dist_tasks.toy_regression(40, 2)
             parts = client.scatter([X[:20], X[20:]])
             ys = client.scatter([y[:20], y[20:]])
-            got = client.gather([client.submit(dist_tasks.shard_gradient_where, np.zeros(2),
-                                               a, b, pure=False) for a, b in zip(parts, ys, strict=True)])
+            got = client.gather([
+                client.submit(dist_tasks.shard_gradient_where, np.zeros(2), a, b, pure=False)
+                for a, b in zip(parts, ys, strict=True)])
             assert {g[2] for g in got} == names and len(names) == 2
         assert not _port_open(port)
     assert list(tmp_path.iterdir()) == []

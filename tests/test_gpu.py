@@ -47,7 +47,8 @@ H100 = GPUDevice(index=0, name="NVIDIA H100 80GB HBM3", compute_capability=(9, 0
                  memory_bus_bits=5120)
 
 
-def _run_child(code: str, env: dict[str, str] | None = None, timeout: float = 120) -> dict[str, object]:
+def _run_child(code: str, env: dict[str, str] | None = None,
+               timeout: float = 120) -> dict[str, object]:
     """Run code in a fresh interpreter; it prints one JSON line last."""
     child_env = {k: v for k, v in os.environ.items()
                  if k not in (gpu.SIMULATOR_ENV, gpu.BACKEND_ENV)}
@@ -164,8 +165,9 @@ def test_memory_guard_turns_out_of_memory_into_advice() -> None:
 
 def test_expect_close_says_where_arrays_differ() -> None:
     expect_close(np.ones(3, np.float32), [1.0, 1.0, 1.0000001], "ones")
-    with pytest.raises(AssertionError, match=r"2 of 5 values differ; first at index 3.*indices 3 to 4"
-                       r".*round up"):
+    with pytest.raises(AssertionError,
+                       match=r"2 of 5 values differ; first at index 3.*indices 3 to 4"
+                             r".*round up"):
         expect_close([1, 2, 3, 0, 0], [1, 2, 3, 4, 5], "tail", hint="round up")
     with pytest.raises(AssertionError, match=r"shape \(2,\), expected \(3,\)"):
         expect_close([1, 2], [1, 2, 3], "short")
@@ -275,8 +277,9 @@ def test_choose_backends_picks_the_simulator_without_a_gpu_and_launch_checks() -
             out["gpu_mode"] = str(err)
         out["imported_before"] = "numba.cuda" in sys.modules
         b = gpu.choose_backends(probe=fake, opencl=False)
-        out.update(cuda=b.cuda, arrays=b.arrays, xp=b.xp.__name__, env=os.environ.get("NUMBA_ENABLE_CUDASIM"),
-                   text=str(b), current=gpu.current_backends() is b, sim=gpu.simulator_enabled())
+        out.update(cuda=b.cuda, arrays=b.arrays, xp=b.xp.__name__,
+                   env=os.environ.get("NUMBA_ENABLE_CUDASIM"), text=str(b),
+                   current=gpu.current_backends() is b, sim=gpu.simulator_enabled())
         from numba import cuda
 
         @cuda.jit
@@ -307,13 +310,17 @@ def test_choose_backends_picks_the_simulator_without_a_gpu_and_launch_checks() -
         print(json.dumps(out))
     """)
     assert "not a mode" in str(result["bad_mode"])
-    assert "asks for a real GPU" in str(result["gpu_mode"]) and "Unset COURSE_GPU" in str(result["gpu_mode"])
+    assert "asks for a real GPU" in str(result["gpu_mode"])
+    assert "Unset COURSE_GPU" in str(result["gpu_mode"])
     assert result["imported_before"] is False
-    assert (result["cuda"], result["arrays"], result["xp"], result["env"]) == ("simulator", "numpy", "numpy", "1")
-    assert "CUDA SIMULATOR" in str(result["text"]) and "no CUDA driver library (fake)" in str(result["text"])
+    assert (result["cuda"], result["arrays"], result["xp"], result["env"]) == (
+        "simulator", "numpy", "numpy", "1")
+    assert "CUDA SIMULATOR" in str(result["text"])
+    assert "no CUDA driver library (fake)" in str(result["text"])
     assert result["current"] is True and result["sim"] is True
     assert result["doubled"] is True
-    assert "bounds check" in str(result["kernel_error"]) and "if i < out.size" in str(result["kernel_error"])
+    assert "bounds check" in str(result["kernel_error"])
+    assert "if i < out.size" in str(result["kernel_error"])
     assert "under the CUDA simulator" in str(result["too_many"])
     assert str(result["again"]).startswith("simulator: numba.cuda was already imported")
 
@@ -324,7 +331,8 @@ def test_choose_backends_cannot_switch_after_a_real_numba_cuda_import() -> None:
         from numba import cuda  # imported first, without the simulator
         from course_lib import gpu
         b = gpu.choose_backends(probe=lambda: gpu.GPUProbe(error="no device (fake)"), opencl=False)
-        print(json.dumps({"cuda": b.cuda, "why": b.reasons["cuda"], "require": b.available("cuda")}))
+        print(json.dumps({"cuda": b.cuda, "why": b.reasons["cuda"],
+                          "require": b.available("cuda")}))
     """)
     assert result["cuda"] == "unavailable" and result["require"] is False
     assert "restart the kernel" in str(result["why"])
@@ -339,7 +347,8 @@ def test_course_gpu_simulator_wins_over_a_gpu_and_opencl_is_found() -> None:
         print(json.dumps({"cuda": b.cuda, "arrays": b.arrays, "pycuda": b.pycuda,
                           "opencl": b.opencl, "rows": [list(r) for r in b.rows]}))
     """, env={gpu.BACKEND_ENV: "simulator"})
-    assert result["cuda"] == "simulator" and result["arrays"] == "numpy" and result["pycuda"] is False
+    assert result["cuda"] == "simulator" and result["arrays"] == "numpy"
+    assert result["pycuda"] is False
     rows = {row[0]: row for row in result["rows"]}  # type: ignore[union-attr]
     assert "COURSE_GPU=simulator" in rows["CUDA kernels"][2]
     assert "NVIDIA H100 (fake)" in rows["GPU 0"][1]
@@ -463,7 +472,8 @@ def test_report_says_no_gpu_and_lists_results() -> None:
 
 def _tiny_notebook(path: Path, source: str) -> None:
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
     nb.cells = [nbformat.v4.new_code_cell(source)]
     nbformat.write(nb, path)
 
@@ -520,7 +530,8 @@ def test_a_gpu_whose_test_kernel_fails_falls_back_to_the_simulator() -> None:
         except gpu.BackendError as exc:
             refused = str(exc)
         print(json.dumps({"cuda": b.cuda, "arrays": b.arrays, "reasons": b.reasons,
-                          "rows": [list(r) for r in b.rows], "env": os.environ.get(gpu.SIMULATOR_ENV),
+                          "rows": [list(r) for r in b.rows],
+                          "env": os.environ.get(gpu.SIMULATOR_ENV),
                           "ran": float(a[0]), "refused": refused, "text": str(b)}))
     """)
     assert result["cuda"] == "simulator" and result["arrays"] == "numpy"
@@ -540,7 +551,8 @@ def test_missing_cuda_bindings_switch_the_simulator_to_numbas_own_binding() -> N
         from course_lib.gpu import backends
         backends.has_cuda_bindings = lambda: False    # as on macOS: numba-cuda without the wheel
         b = gpu.choose_backends(probe=lambda: gpu.GPUProbe(error="no GPU (fake)"), opencl=False)
-        print(json.dumps({"cuda": b.cuda, "env": os.environ.get(gpu.BINDING_ENV), "notes": b.notes}))
+        print(json.dumps({"cuda": b.cuda, "env": os.environ.get(gpu.BINDING_ENV),
+                          "notes": b.notes}))
     """)
     assert result["cuda"] == "simulator" and result["env"] == "0"
     assert any("cuda-bindings is not installed" in n for n in result["notes"])  # type: ignore[union-attr]
@@ -640,7 +652,8 @@ def test_report_covers_exercises_transfers_and_nvidia_smi() -> None:
     assert "| 03.ipynb | FAILED | 9.0 | cell 21: AssertionError: x | 30/30 |" in text
     assert "| 03.ipynb | ex07_8_opencl_saxpy_tests | FAIL |" in text
     assert "| 03.ipynb | ex07_9_tests | pass |" in text
-    assert "NOT measured: no GPU" in text and "| 1 MiB | 25.0 GB/s | 25.0 GB/s | 1500.0 GB/s |" in text
+    assert "NOT measured: no GPU" in text
+    assert "| 1 MiB | 25.0 GB/s | 25.0 GB/s | 1500.0 GB/s |" in text
     assert "## nvidia-smi\n\n```text\nnvidia-smi not found" in text
     broken = gpu_check.render_report(NO_GPU, "b", [], [], transfers={"error": "boom"})
     assert "FAILED: boom" in broken and "PROBLEMS in: transfers" in broken
@@ -648,7 +661,8 @@ def test_report_covers_exercises_transfers_and_nvidia_smi() -> None:
 
 def test_run_notebook_counts_cells_and_exercise_tests(tmp_path: Path) -> None:
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
     passing = nbformat.v4.new_code_cell("assert 1 + 1 == 2")
     passing.metadata["nbgrader"] = {"grade": True, "grade_id": "good_tests", "points": 1}
     failing = nbformat.v4.new_code_cell("assert 1 + 1 == 3, 'wrong'")

@@ -557,7 +557,8 @@ def test_a_class_on_jupyterhub(hub: Hub) -> None:
     # release_feedback needs timestamp.txt and submission_secret.txt in feedback/, which
     # generate_feedback copies from autograded/: the grader must have kept them there.
     autograded = hub.course / "autograded" / hub.student.name / "toy"
-    assert (autograded / "timestamp.txt").is_file() and (autograded / "submission_secret.txt").is_file()
+    assert (autograded / "timestamp.txt").is_file()
+    assert (autograded / "submission_secret.txt").is_file()
     # Probe even the project's own venv: a copied interpreter (`venv --copies`) that cannot read
     # its home (/root/.pyenv) runs as the grader with the system's older standard library.
     if _html_export_works(hub, hub.bin / "python"):

@@ -43,7 +43,8 @@ def test_learner_extensions_are_configured() -> None:
     for plugin in ("assignment-list", "validate-assignment"):
         assert f"@jupyter/nbgrader:{plugin}" not in disabled
     overrides = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
-    assert json.loads(overrides.read_text())["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
+    notification = json.loads(overrides.read_text())["@jupyterlab/apputils-extension:notification"]
+    assert notification["fetchNews"] == "false"
 
 
 def test_jupyterlab_serves_the_course_and_stops_cleanly(tmp_path: Path) -> None:
@@ -74,7 +75,8 @@ def test_jupyterlab_serves_the_course_and_stops_cleanly(tmp_path: Path) -> None:
         # The Validate button needs nbgrader's server extension.
         extensions = subprocess.run([str(BIN / "jupyter"), "server", "extension", "list"],
                                     capture_output=True, text=True, timeout=120)
-        assert "nbgrader.server_extensions.validate_assignment" in extensions.stdout + extensions.stderr
+        assert ("nbgrader.server_extensions.validate_assignment"
+                in extensions.stdout + extensions.stderr)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:

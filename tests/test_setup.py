@@ -91,7 +91,8 @@ def test_configure_jupyter_plan_and_overrides(tmp_path: Path) -> None:
     assert "@jupyter/nbgrader:validate-assignment" in plan["lab_enable"]
     assert "@jupyter/nbgrader:formgrader" in plan["lab_disable"]
     instructor = course_setup.jupyter_plan(instructor=True)
-    assert "@jupyter/nbgrader:formgrader" in instructor["lab_enable"] and not instructor["lab_disable"]
+    assert "@jupyter/nbgrader:formgrader" in instructor["lab_enable"]
+    assert not instructor["lab_disable"]
     with pytest.raises(course_setup.SetupError, match="could not configure Jupyter.*No module"):
         course_setup.configure_jupyter(
             "py", runner=lambda c: (1, "", "ModuleNotFoundError: No module named 'jupyterlab'"))

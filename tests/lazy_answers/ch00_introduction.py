@@ -1,9 +1,13 @@
-"""Lazy answers for chapter 0: the right values without the threads, the join or the reasoning asked for."""
+(
+    """Lazy answers for chapter 0: the right values without the threads, the join or the """
+    """reasoning asked for."""
+)
 
 LAZY_ANSWERS: dict[str, dict[str, list[str]]] = {
     "01_concurrency_and_parallelism.ipynb": {
         "ex00_1_wait_concurrently": [
-            # Starts every thread at once but never joins: the waits happen to end before anyone looks.
+            # Starts every thread at once but never joins: the waits happen to end before anyone
+            # looks.
             '''
 import threading
 import time

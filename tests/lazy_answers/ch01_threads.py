@@ -1,4 +1,7 @@
-"""Lazy answers for chapter 1: the right values without the threads, the join or the lock asked for."""
+(
+    """Lazy answers for chapter 1: the right values without the threads, the join or the """
+    """lock asked for."""
+)
 
 LAZY_ANSWERS: dict[str, dict[str, list[str]]] = {
     "01_threads.ipynb": {

@@ -13,7 +13,8 @@ LAZY_ANSWERS: dict[str, dict[str, list[str]]] = {
         # A lookup table for the codes in the examples instead of signal.Signals.
         "ex02_1_explain_exitcode": ['''
 def explain_exitcode(exitcode):
-    table = {None: ("running", None), 0: ("ok", 0), -15: ("killed", "SIGTERM"), -9: ("killed", "SIGKILL")}
+    table = {None: ("running", None), 0: ("ok", 0), -15: ("killed", "SIGTERM"), '''
+             '''-9: ("killed", "SIGKILL")}
     if exitcode in table:
         return table[exitcode]
     if exitcode > 0:

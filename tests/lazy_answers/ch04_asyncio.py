@@ -1,4 +1,7 @@
-"""Lazy answers for chapter 4: the right values without the concurrency, the bound or the lock asked for."""
+(
+    """Lazy answers for chapter 4: the right values without the concurrency, the bound or """
+    """the lock asked for."""
+)
 
 LAZY_ANSWERS: dict[str, dict[str, list[str]]] = {
     "01_generators_to_coroutines.ipynb": {
@@ -112,7 +115,8 @@ async def map_in_executor(executor, fn, items):
     loop = asyncio.get_running_loop()
     return [await loop.run_in_executor(executor, fn, item) for item in items]
 ''',
-            # The executor's own map, waited for inside the coroutine: the loop is blocked meanwhile.
+            # The executor's own map, waited for inside the coroutine: the loop is blocked
+            # meanwhile.
             '''
 async def map_in_executor(executor, fn, items):
     return list(executor.map(fn, items))
@@ -143,7 +147,8 @@ class Account:
             self.balance -= amount
             return True
 ''',
-            # Check again after the await instead of locking: the bank is asked about every withdrawal.
+            # Check again after the await instead of locking: the bank is asked about every
+            # withdrawal.
             '''
 class Account:
     def __init__(self, name, balance, bank):

@@ -59,7 +59,8 @@ def neighbour_average(comm, values):
     },
     "02_collectives.ipynb": {
         "ex05_4_mean_and_std": [
-            # Every rank makes the data again and computes the answer alone (scatter, allreduce skipped).
+            # Every rank makes the data again and computes the answer alone (scatter, allreduce
+            # skipped).
             '''
 def mean_and_std(comm, n, seed):
     data = np.random.default_rng(seed).uniform(0, 10, n)

@@ -122,7 +122,8 @@ def saxpy_gpu(a, x, y, threads_per_block=64):
     d_x = cuda.to_device(x)
     d_y = cuda.to_device(y)
     d_out = cuda.device_array_like(d_x)
-    saxpy_kernel[blocks_for(n, threads_per_block), threads_per_block](np.float32(a), d_x, d_y, d_out)
+    saxpy_kernel[blocks_for(n, threads_per_block), threads_per_block]('''
+    '''np.float32(a), d_x, d_y, d_out)
     return d_out.copy_to_host()
 ''',
         ],
@@ -160,7 +161,8 @@ def block_sum_kernel(x, partial):
             total += x[j]
         partial[cuda.blockIdx.x] = total
 ''',
-            # Loads into shared memory together, then thread 0 adds the tile serially: one barrier, no tree.
+            # Loads into shared memory together, then thread 0 adds the tile serially: one barrier,
+            # no tree.
             '''
 BLOCK = 64
 
@@ -263,7 +265,8 @@ def opencl_saxpy(session, saxpy, a, x, y):
     x_buf = cl.Buffer(session.context, flags.READ_ONLY | flags.COPY_HOST_PTR, hostbuf=x)
     y_buf = cl.Buffer(session.context, flags.READ_ONLY | flags.COPY_HOST_PTR, hostbuf=y)
     out_buf = cl.Buffer(session.context, flags.WRITE_ONLY, x.nbytes)
-    saxpy(session.queue, (blocks_for(n, 64) * 64,), (64,), np.float32(a), x_buf, y_buf, out_buf, np.int32(n))
+    saxpy(session.queue, (blocks_for(n, 64) * 64,), (64,), np.float32(a), x_buf, y_buf, '''
+          '''out_buf, np.int32(n))
     session.queue.finish()
     return np.float32(a) * x + y
 ''',

@@ -42,7 +42,8 @@ def join_all(threads, timeout):
 ''',
     },
     "02_the_gil.ipynb": {
-        # Sleeps with time.sleep(interval): stop() cannot interrupt the sleep and waits a whole interval.
+        # Sleeps with time.sleep(interval): stop() cannot interrupt the sleep and waits a whole
+        # interval.
         "ex01_4_ticker": '''
 import threading
 import time

@@ -61,7 +61,8 @@ def saxpy_gpu(a, x, y, threads_per_block=64):
     d_x = cuda.to_device(x)
     d_y = cuda.to_device(y)
     d_out = cuda.device_array_like(d_x)
-    saxpy_kernel[blocks_for(n, threads_per_block), threads_per_block](np.float32(a), d_x, d_y, d_out)
+    saxpy_kernel[blocks_for(n, threads_per_block), threads_per_block]('''
+    '''np.float32(a), d_x, d_y, d_out)
     return d_out.copy_to_host()
 ''',
         # A plain read-modify-write instead of cuda.atomic.add: concurrent updates are lost.
