@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from .trace import Span
+    from .spans import Span
 
 __all__ = [
     "CountingTable",

@@ -727,7 +727,7 @@ class Scaling:
 
     def plot(self, ax: Axes | None = None) -> Axes:
         """Measured speed-ups, the ideal line and the fitted Amdahl curve."""
-        from .viz import speedup_plot
+        from .charts import speedup_plot
 
         fraction = self.serial_fraction
         axes: Axes = speedup_plot(

@@ -40,11 +40,12 @@ import types
 import weakref
 from asyncio import _get_running_loop, current_task
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass
 from threading import current_thread
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast
 
 from ._render import Table, format_seconds
+from .fileio import atomic_write, atomic_write_with
+from .spans import Span
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -59,29 +60,6 @@ Clock = Callable[[], float]
 _LocalRecord = tuple[str, str | None, float, float, str, str | None]
 # A span read back from a child process: (name, worker, start, end, pid, thread, task).
 _RemoteRecord = tuple[str, str, float, float, int, str, str | None]
-
-
-@dataclass(frozen=True, slots=True)
-class Span:
-    """One recorded interval: ``name`` ran on lane ``worker`` from ``start`` to ``end``.
-
-    Times are seconds on the :func:`time.perf_counter` clock (or the clock the
-    :class:`Tracer` was given).  ``thread`` is the thread name, ``task`` the
-    asyncio task name or None, ``pid`` the process id.
-    """
-
-    name: str
-    worker: str
-    start: float
-    end: float
-    pid: int
-    thread: str
-    task: str | None = None
-
-    @property
-    def duration(self) -> float:
-        """``end - start`` in seconds."""
-        return self.end - self.start
 
 
 # --------------------------------------------------------------------------- lanes
@@ -448,15 +426,15 @@ class Tracer:
     # -- output ------------------------------------------------------------------
 
     def to_chrome(self, path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-        """Chrome trace event JSON (open it in https://ui.perfetto.dev); written atomically to ``path``."""
+        """Chrome trace event JSON for https://ui.perfetto.dev; written atomically to ``path``."""
         trace = _chrome_trace(self.spans, self._pid, self.dropped)
         if path is not None:
-            _write_json_atomically(os.fspath(path), trace)
+            atomic_write_with(path, lambda handle: json.dump(trace, handle))
         return trace
 
     def timeline(self, ax: Axes | None = None, title: str | None = None) -> Axes:
         """Gantt chart of the spans: shortcut for :func:`course_lib.viz.timeline`."""
-        from .viz import timeline
+        from .charts import timeline
 
         return timeline(self.spans, ax=ax, title=title)
 
@@ -546,10 +524,7 @@ def _read_generation(directory: str) -> int:
 
 
 def _write_generation(directory: str, generation: int) -> None:
-    path = os.path.join(directory, _GENERATION_FILE)
-    with open(path + ".tmp", "wb") as f:
-        f.write(b"%d" % generation)
-    os.replace(path + ".tmp", path)
+    atomic_write(os.path.join(directory, _GENERATION_FILE), b"%d" % generation)
 
 
 def _closed_error() -> RuntimeError:
@@ -763,20 +738,3 @@ def _chrome_trace(spans: list[Span], own_pid: int, dropped: int) -> dict[str, An
         "displayTimeUnit": "ms",
         "otherData": {"clock": "time.perf_counter", "t0_seconds": t0, "dropped": dropped},
     }
-
-
-def _write_json_atomically(path: str, data: object) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".trace-", suffix=".json.tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise

@@ -676,7 +676,7 @@ def test_scaling_text_and_html(clock: FakeClock) -> None:
     assert "2.50×" in page and "serial fraction 0.200" in page
 
 
-def test_scaling_plot_calls_viz_speedup_plot(
+def test_scaling_plot_calls_charts_speedup_plot(
     clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[dict[str, Any]] = []
@@ -700,9 +700,9 @@ def test_scaling_plot_calls_viz_speedup_plot(
         )
         return sentinel
 
-    stub = types.ModuleType("course_lib.viz")
+    stub = types.ModuleType("course_lib.charts")
     stub.speedup_plot = speedup_plot  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "course_lib.viz", stub)
+    monkeypatch.setitem(sys.modules, "course_lib.charts", stub)
     result = scaling(amdahl_work(clock, 0.2), [1, 2, 4], **fake(clock))
     given = object()
     assert result.plot(ax=given) is sentinel  # type: ignore[arg-type]
