@@ -366,7 +366,7 @@ class _VirtualSelector(selectors.DefaultSelector):
 
 def run_virtual(coro_fn: Callable[..., Awaitable[T]], *args: Any, real_timeout: float = 10.0,
                 max_virtual: float = 1e6) -> VirtualRun:
-    """Run ``coro_fn(*args)`` on a new event loop with a virtual clock; return a :class:`VirtualRun`.
+    """Run ``coro_fn(*args)`` on a new event loop with a virtual clock: a :class:`VirtualRun`.
 
     ``loop.time()`` starts at 0 and, whenever every task is waiting on a
     timer (``asyncio.sleep``, ``wait_for``, ``call_later``), jumps straight to

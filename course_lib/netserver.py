@@ -454,7 +454,8 @@ class LatencyServer:
     def body_for(self, path: str) -> str:
         """The body a successful request for ``path`` (query ignored) returns."""
         path = urllib.parse.urlsplit(path).path or path
-        return f"{path} {hashlib.blake2b(f'{self.seed}:{path}'.encode(), digest_size=4).hexdigest()}"
+        digest = hashlib.blake2b(f"{self.seed}:{path}".encode(), digest_size=4).hexdigest()
+        return f"{path} {digest}"
 
     def will_fail(self, path: str, attempt: int = 1) -> bool:
         """Whether ``failure_rate`` makes this (path, attempt) answer 503."""

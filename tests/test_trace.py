@@ -23,7 +23,8 @@ from course_lib import trace
 from course_lib.trace import RemoteTracer, Span, Tracer, TraceSummary
 from tests import _trace_workers as workers
 
-METHODS = [m for m in ("fork", "spawn", "forkserver") if m in multiprocessing.get_all_start_methods()]
+METHODS = [m for m in ("fork", "spawn", "forkserver")
+           if m in multiprocessing.get_all_start_methods()]
 
 
 def mp_context(method: str) -> Any:
@@ -138,7 +139,8 @@ def test_wrap_works_on_methods_and_coroutines() -> None:
 
     assert Worker().run(1) == 2
     assert asyncio.run(tr.wrap(fetch, name="fetch")(7)) == 7
-    assert sorted(s.name for s in tr.spans) == ["fetch", "test_wrap_works_on_methods_and_coroutines.<locals>.Worker.run"]
+    assert sorted(s.name for s in tr.spans) == [
+        "fetch", "test_wrap_works_on_methods_and_coroutines.<locals>.Worker.run"]
 
 
 def test_spans_from_four_threads() -> None:
