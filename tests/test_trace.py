@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from course_lib import trace
 from course_lib.trace import RemoteTracer, Span, Tracer, TraceSummary
+from course_lib.trace import tracer as tracer_module
 from tests import _trace_workers as workers
 
 METHODS = [m for m in ("fork", "spawn", "forkserver")
@@ -53,7 +53,7 @@ def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
         from multiprocessing import forkserver
 
         forkserver.ensure_running()
-    for leftover in list(trace._LIVE_TRACERS):
+    for leftover in list(tracer_module._LIVE_TRACERS):
         leftover.close()  # earlier tests' tracers must not make folders here at fork time
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     yield tmp_path
