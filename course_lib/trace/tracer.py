@@ -329,8 +329,6 @@ class Tracer:
         return self.summary()._repr_html_()
 
 
-
-
 # Under the fork start method a child inherits the Tracer object itself.  So that
 # spans recorded there through ``tr`` are not silently lost, the parent makes sure
 # each open tracer has its directory before fork(), and the child's copy forwards
