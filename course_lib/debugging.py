@@ -38,6 +38,8 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .figures import new_axes
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
@@ -296,10 +298,7 @@ def logged_square(x: int, work: float = 0.002) -> tuple[int, int, str]:
 def log_timeline(records: Sequence[logging.LogRecord], *, ax: Axes | None = None,
                  title: str | None = None) -> Axes:
     """Dots for log records: one lane per process (and thread), time across, in ms."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(9, 2.8), layout="constrained")
+    ax = new_axes(ax, (9.0, 2.8))
     lanes: dict[str, int] = {}
     records = list(records)
     t0 = min((r.created for r in records), default=0.0)
@@ -522,10 +521,7 @@ def _busy_intervals(spans: Iterable[Span]) -> list[tuple[float, int]]:
 def concurrency_profile(spans: Iterable[Span], *, ax: Axes | None = None,
                         title: str | None = None) -> Axes:
     """A step plot of how many spans were running at each moment (time in ms)."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(9, 2.6), layout="constrained")
+    ax = new_axes(ax, (9.0, 2.6))
     events = _busy_intervals(spans)
     t0 = events[0][0] if events else 0.0
     xs, ys, running = [0.0], [0], 0

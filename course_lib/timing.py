@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypeVar
 import numpy as np
 
 from ._render import Table, format_seconds
-from .figures import time_unit
+from .figures import new_axes, time_unit
 from .laws import fit_serial_fraction
 
 if TYPE_CHECKING:
@@ -505,10 +505,7 @@ class Comparison(Generic[T]):
 
     def plot(self, ax: Axes | None = None) -> Axes:
         """Horizontal bars of the median time per variant (IQR as error bars), speed-ups noted."""
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6.4, 0.6 * len(self.rows) + 1.4))
+        ax = new_axes(ax, (6.4, 0.6 * len(self.rows) + 1.4))
         medians = [row.timing.median for row in self.rows]
         largest = max((m for m in medians if math.isfinite(m)), default=0.0)
         factor, unit = time_unit(largest)
