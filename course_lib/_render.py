@@ -63,6 +63,7 @@ class Table:
             "<tr>" + "".join(f"<td style='text-align:left'>{esc(c)}</td>" for c in row) + "</tr>"
             for row in self._cells()
         )
-        caption = f"<caption style='text-align:left'><b>{esc(self.title)}</b></caption>" if self.title else ""
+        caption = (f"<caption style='text-align:left'><b>{esc(self.title)}</b></caption>"
+                   if self.title else "")
         notes = "".join(f"<p style='color:#a15c00'>⚠ {esc(n)}</p>" for n in self.notes)
         return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{notes}"

@@ -81,7 +81,8 @@ def _where(target: Target, path: str | None) -> tuple[str, int, str]:
         host, port, path = split.hostname, split.port, path if path is not None else url_path
     else:
         raise TypeError("target must be a LatencyServer, a port number, a URL such as "
-                        f"'http://127.0.0.1:8000/' or a (host, port) pair, got {type(target).__name__}")
+                        "'http://127.0.0.1:8000/' or a (host, port) pair, "
+                        f"got {type(target).__name__}")
     path = path or "/"
     if not isinstance(path, str) or not path.startswith("/"):
         raise ValueError(f"the path must start with '/', got {path!r}")

@@ -38,10 +38,12 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .figures import new_axes
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from .trace import Span
+    from .spans import Span
 
 __all__ = [
     "CountingTable",
@@ -296,10 +298,7 @@ def logged_square(x: int, work: float = 0.002) -> tuple[int, int, str]:
 def log_timeline(records: Sequence[logging.LogRecord], *, ax: Axes | None = None,
                  title: str | None = None) -> Axes:
     """Dots for log records: one lane per process (and thread), time across, in ms."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(9, 2.8), layout="constrained")
+    ax = new_axes(ax, (9.0, 2.8))
     lanes: dict[str, int] = {}
     records = list(records)
     t0 = min((r.created for r in records), default=0.0)
@@ -366,7 +365,7 @@ class _VirtualSelector(selectors.DefaultSelector):
 
 def run_virtual(coro_fn: Callable[..., Awaitable[T]], *args: Any, real_timeout: float = 10.0,
                 max_virtual: float = 1e6) -> VirtualRun:
-    """Run ``coro_fn(*args)`` on a new event loop with a virtual clock; return a :class:`VirtualRun`.
+    """Run ``coro_fn(*args)`` on a new event loop with a virtual clock: a :class:`VirtualRun`.
 
     ``loop.time()`` starts at 0 and, whenever every task is waiting on a
     timer (``asyncio.sleep``, ``wait_for``, ``call_later``), jumps straight to
@@ -522,10 +521,7 @@ def _busy_intervals(spans: Iterable[Span]) -> list[tuple[float, int]]:
 def concurrency_profile(spans: Iterable[Span], *, ax: Axes | None = None,
                         title: str | None = None) -> Axes:
     """A step plot of how many spans were running at each moment (time in ms)."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(9, 2.6), layout="constrained")
+    ax = new_axes(ax, (9.0, 2.6))
     events = _busy_intervals(spans)
     t0 = events[0][0] if events else 0.0
     xs, ys, running = [0.0], [0], 0

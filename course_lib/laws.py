@@ -22,7 +22,8 @@ def _check_fraction(parallel_fraction: float) -> None:
 def amdahl_speedup(parallel_fraction: float, workers: int) -> float: ...
 @overload
 def amdahl_speedup(parallel_fraction: float, workers: NDArray[np.int_]) -> NDArray[np.float64]: ...
-def amdahl_speedup(parallel_fraction: float, workers: int | NDArray[np.int_]) -> float | NDArray[np.float64]:
+def amdahl_speedup(parallel_fraction: float,
+                   workers: int | NDArray[np.int_]) -> float | NDArray[np.float64]:
     """Speed-up of a fixed-size job when ``parallel_fraction`` of it runs on ``workers``."""
     _check_fraction(parallel_fraction)
     n = np.asarray(workers, dtype=float)
@@ -35,8 +36,10 @@ def amdahl_speedup(parallel_fraction: float, workers: int | NDArray[np.int_]) ->
 @overload
 def gustafson_speedup(parallel_fraction: float, workers: int) -> float: ...
 @overload
-def gustafson_speedup(parallel_fraction: float, workers: NDArray[np.int_]) -> NDArray[np.float64]: ...
-def gustafson_speedup(parallel_fraction: float, workers: int | NDArray[np.int_]) -> float | NDArray[np.float64]:
+def gustafson_speedup(parallel_fraction: float,
+                      workers: NDArray[np.int_]) -> NDArray[np.float64]: ...
+def gustafson_speedup(parallel_fraction: float,
+                      workers: int | NDArray[np.int_]) -> float | NDArray[np.float64]:
     """Scaled speed-up when the job grows with ``workers`` (the parallel part scales)."""
     _check_fraction(parallel_fraction)
     n = np.asarray(workers, dtype=float)

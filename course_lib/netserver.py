@@ -44,11 +44,12 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ._render import Table, format_seconds
+from .figures import new_axes
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from .trace import Span
+    from .spans import Span
 
 __all__ = ["ConnectionLog", "ConnectionRecord", "LatencyServer", "OUTCOMES"]
 
@@ -267,7 +268,7 @@ class ConnectionLog:
         so the number of lanes is the peak number of requests in flight. The
         span name is the outcome ("ok", "client left", ...).
         """
-        from .trace import Span
+        from .spans import Span
 
         slots: list[float] = []
         out: list[Span] = []
@@ -287,10 +288,7 @@ class ConnectionLog:
              t0: float | None = None) -> Axes:
         """Step plot of the requests in flight over time (ms), with the peak marked."""
         steps = self.in_flight(since)
-        if ax is None:
-            import matplotlib.pyplot as plt
-
-            _, ax = plt.subplots(figsize=(10.0, 3.0), layout="constrained")
+        ax = new_axes(ax, (10.0, 3.0))
         peak = max((n for _, n in steps), default=0)
         count = len(self.requests(since))
         ax.set_title(title if title is not None else
@@ -456,7 +454,8 @@ class LatencyServer:
     def body_for(self, path: str) -> str:
         """The body a successful request for ``path`` (query ignored) returns."""
         path = urllib.parse.urlsplit(path).path or path
-        return f"{path} {hashlib.blake2b(f'{self.seed}:{path}'.encode(), digest_size=4).hexdigest()}"
+        digest = hashlib.blake2b(f"{self.seed}:{path}".encode(), digest_size=4).hexdigest()
+        return f"{path} {digest}"
 
     def will_fail(self, path: str, attempt: int = 1) -> bool:
         """Whether ``failure_rate`` makes this (path, attempt) answer 503."""

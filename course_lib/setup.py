@@ -199,7 +199,7 @@ def configure_jupyter(python: Path | str = sys.executable, *, instructor: bool =
 def setup(venv_dir: Path = REPO / ".venv", extras: Sequence[str] = DEFAULT_EXTRAS, *,
           root: Path = REPO, force: bool = False, quiet: bool = False,
           instructor: bool = False) -> Path:
-    """Create ``venv_dir`` (if needed), install the course, configure Jupyter; returns its Python."""
+    """Create ``venv_dir`` (if needed), install the course, configure Jupyter; return its Python."""
     _check_python()
     venv_dir = Path(venv_dir)
     python = venv_python(venv_dir)

@@ -211,7 +211,8 @@ def test_failure_rate_answers_503_for_the_drawn_paths() -> None:
                 assert fetch_blocking(server, path) == server.body_for(path)
 
 
-def test_garbage_and_bad_requests_get_4xx_and_the_server_keeps_serving(server: LatencyServer) -> None:
+def test_garbage_and_bad_requests_get_4xx_and_the_server_keeps_serving(
+        server: LatencyServer) -> None:
     assert _raw(server, b"\x00\xff\xfe garbage \r\n\r\n").startswith(b"HTTP/1.1 400")
     assert _raw(server, b"POST /x HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 405")
     assert _raw(server, b"GET nope HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 400")
@@ -255,7 +256,8 @@ def _many() -> int:
     except ImportError:  # Windows: no per-process descriptor limit of this kind
         return 1000
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return max(50, min(1000, (soft - 100) // 2))  # both ends of each connection live in this process
+    # both ends of each connection live in this process
+    return max(50, min(1000, (soft - 100) // 2))
 
 
 def test_many_concurrent_requests_all_answered_and_all_in_flight_at_once() -> None:
@@ -264,7 +266,8 @@ def test_many_concurrent_requests_all_answered_and_all_in_flight_at_once() -> No
         async def all_at_once() -> list[str]:
             return await asyncio.gather(*(fetch(server, f"/m/{i}") for i in range(n)))
 
-        assert run_in_new_loop(all_at_once, timeout=30) == [server.body_for(f"/m/{i}") for i in range(n)]
+        expected = [server.body_for(f"/m/{i}") for i in range(n)]
+        assert run_in_new_loop(all_at_once, timeout=30) == expected
         assert server.log.max_in_flight() > n // 2
         assert server.log.outcomes() == {"ok": n}
 
@@ -284,7 +287,8 @@ def test_thousands_of_idle_and_garbage_connections_do_not_stop_the_server() -> N
             mark = server.log.mark()
 
             async def ten() -> list[str]:
-                return await asyncio.gather(*(fetch(server, f"/t/{i}?delay=0.1") for i in range(10)))
+                return await asyncio.gather(*(fetch(server, f"/t/{i}?delay=0.1")
+                                              for i in range(10)))
 
             assert run_coroutine_within(10, ten) == [server.body_for(f"/t/{i}") for i in range(10)]
             assert_requests_overlapped(server, at_least=5, since=mark)
@@ -342,7 +346,8 @@ def test_async_with_works_and_cancelled_fetches_show_as_client_left() -> None:
     (3.5, "/x", TypeError),
     (0, "/x", ValueError),
 ])
-def test_fetch_rejects_bad_targets(target: object, path: str | None, error: type[Exception]) -> None:
+def test_fetch_rejects_bad_targets(target: object, path: str | None,
+                                   error: type[Exception]) -> None:
     with pytest.raises(error):
         fetch_blocking(target, path)  # type: ignore[arg-type]
 
@@ -433,8 +438,8 @@ def test_default_executor_gives_to_thread_a_private_pool() -> None:
     async def main() -> tuple[list[str], object]:
         loop = asyncio.get_running_loop()
         with default_executor(max_workers=2) as pool:
-            names = await asyncio.gather(*(asyncio.to_thread(lambda: threading.current_thread().name)
-                                           for _ in range(4)))
+            names = await asyncio.gather(
+                *(asyncio.to_thread(lambda: threading.current_thread().name) for _ in range(4)))
         assert isinstance(pool, ThreadPoolExecutor)
         return list(names), getattr(loop, "_default_executor", "missing")
 

@@ -1,4 +1,4 @@
-"""course_lib.debugging and graders.checks.debugging: hung programs, py-spy, logging, virtual clock."""
+"""course_lib.debugging, graders.checks.debugging: hung programs, py-spy, logging, virtual clock."""
 
 from __future__ import annotations
 
@@ -86,7 +86,8 @@ def test_hung_process_is_killed_at_the_end_of_the_block() -> None:
     with hung_process(DEADLOCK) as program:
         assert program.proc.poll() is None
     assert program.proc.poll() is not None
-    with pytest.raises(TimeoutError, match="did not print"), hung_process("import time\ntime.sleep(5)", timeout=0.3):
+    with pytest.raises(TimeoutError, match="did not print"), \
+            hung_process("import time\ntime.sleep(5)", timeout=0.3):
         pass
 
 
@@ -219,7 +220,8 @@ def test_serial_fraction_of_a_real_trace() -> None:
     with Tracer() as tracer:
         with tracer.span("serial"):
             time.sleep(0.05)
-        threads = [threading.Thread(target=lambda: tracer.wrap(time.sleep, "p")(0.05)) for _ in range(2)]
+        threads = [threading.Thread(target=lambda: tracer.wrap(time.sleep, "p")(0.05))
+                   for _ in range(2)]
         for t in threads:
             t.start()
         for t in threads:
@@ -286,7 +288,8 @@ def test_assert_test_catches_passes_a_good_test_and_fails_weak_ones() -> None:
              "a deadlocking counter": (_deadlocking, "bound the waits")}
     assert_test_catches(good, correct, buggy, seconds=20)
 
-    with pytest.raises(AssertionError, match="passed on an unlocked counter.*force the interleaving"):
+    with pytest.raises(AssertionError,
+                       match="passed on an unlocked counter.*force the interleaving"):
         assert_test_catches(lambda cls: None, correct, buggy, seconds=5)
     with pytest.raises(AssertionError, match="failed on a locked counter"):
         assert_test_catches(lambda cls: 1 / 0, correct, buggy, seconds=5)
@@ -299,6 +302,6 @@ def test_assert_test_catches_passes_a_good_test_and_fails_weak_ones() -> None:
         assert c.value == 1
 
     with pytest.raises(AssertionError, match="hung on a deadlocking counter"):
-        assert_test_catches(unbounded, correct, {"a deadlocking counter": buggy["a deadlocking counter"]},
-                            seconds=1)
+        assert_test_catches(unbounded, correct,
+                            {"a deadlocking counter": buggy["a deadlocking counter"]}, seconds=1)
     assert not [t for t in threading.enumerate() if t.name == "check-your-test" and t.is_alive()]

@@ -25,7 +25,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
-from course_lib import timing
 from course_lib._render import format_seconds
 from course_lib.laws import amdahl_speedup
 from course_lib.timing import (
@@ -36,6 +35,7 @@ from course_lib.timing import (
     answers_equal,
     benchmark,
     compare,
+    measure,
     scaling,
 )
 
@@ -187,7 +187,7 @@ def test_min_time_zero_means_one_loop(clock: FakeClock) -> None:
 def test_calibration_stops_when_the_clock_never_advances(
     clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(timing, "_STALLED_LOOPS", 1000)
+    monkeypatch.setattr(measure, "_STALLED_LOOPS", 1000)
     fn = Scripted(clock, [0.0])
     t = benchmark(fn, repeat=3, warmup=0, **fake(clock))
     assert t.loops == 1000
@@ -255,9 +255,9 @@ def test_repeat_shorter_than_clock_resolution_warns() -> None:
 
 def test_resolution_of_known_and_unknown_clocks() -> None:
     expected = time.get_clock_info("perf_counter").resolution
-    assert timing._clock_resolution(time.perf_counter) == expected
-    assert timing._clock_resolution(time.monotonic) == time.get_clock_info("monotonic").resolution
-    assert timing._clock_resolution(lambda: 0.0) == 0.0
+    assert measure.clock_resolution(time.perf_counter) == expected
+    assert measure.clock_resolution(time.monotonic) == time.get_clock_info("monotonic").resolution
+    assert measure.clock_resolution(lambda: 0.0) == 0.0
 
 
 def test_real_clocks_smoke() -> None:
@@ -676,7 +676,7 @@ def test_scaling_text_and_html(clock: FakeClock) -> None:
     assert "2.50×" in page and "serial fraction 0.200" in page
 
 
-def test_scaling_plot_calls_viz_speedup_plot(
+def test_scaling_plot_calls_charts_speedup_plot(
     clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[dict[str, Any]] = []
@@ -700,9 +700,9 @@ def test_scaling_plot_calls_viz_speedup_plot(
         )
         return sentinel
 
-    stub = types.ModuleType("course_lib.viz")
+    stub = types.ModuleType("course_lib.charts")
     stub.speedup_plot = speedup_plot  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "course_lib.viz", stub)
+    monkeypatch.setitem(sys.modules, "course_lib.charts", stub)
     result = scaling(amdahl_work(clock, 0.2), [1, 2, 4], **fake(clock))
     given = object()
     assert result.plot(ax=given) is sentinel  # type: ignore[arg-type]

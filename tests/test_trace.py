@@ -19,11 +19,12 @@ from typing import Any
 
 import pytest
 
-from course_lib import trace
 from course_lib.trace import RemoteTracer, Span, Tracer, TraceSummary
+from course_lib.trace import tracer as tracer_module
 from tests import _trace_workers as workers
 
-METHODS = [m for m in ("fork", "spawn", "forkserver") if m in multiprocessing.get_all_start_methods()]
+METHODS = [m for m in ("fork", "spawn", "forkserver")
+           if m in multiprocessing.get_all_start_methods()]
 
 
 def mp_context(method: str) -> Any:
@@ -52,7 +53,7 @@ def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
         from multiprocessing import forkserver
 
         forkserver.ensure_running()
-    for leftover in list(trace._LIVE_TRACERS):
+    for leftover in list(tracer_module._LIVE_TRACERS):
         leftover.close()  # earlier tests' tracers must not make folders here at fork time
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     yield tmp_path
@@ -138,7 +139,8 @@ def test_wrap_works_on_methods_and_coroutines() -> None:
 
     assert Worker().run(1) == 2
     assert asyncio.run(tr.wrap(fetch, name="fetch")(7)) == 7
-    assert sorted(s.name for s in tr.spans) == ["fetch", "test_wrap_works_on_methods_and_coroutines.<locals>.Worker.run"]
+    assert sorted(s.name for s in tr.spans) == [
+        "fetch", "test_wrap_works_on_methods_and_coroutines.<locals>.Worker.run"]
 
 
 def test_spans_from_four_threads() -> None:
