@@ -64,7 +64,8 @@ def _imports(module: str, path: Path, modules: dict[str, Path]) -> tuple[set[str
                 if not target or target == module:
                     continue
                 edges.add(target)
-                if full not in modules and alias.name.startswith("_") and not alias.name.startswith("__"):
+                dunder = alias.name.startswith("__")
+                if full not in modules and alias.name.startswith("_") and not dunder:
                     private.add(f"{module} -> {target}.{alias.name}")
     return edges, private
 
@@ -132,8 +133,8 @@ def test_cycle_finder_finds_a_cycle_through_a_lazy_import() -> None:
 def test_no_import_cycles() -> None:
     graph, _ = _graph()
     cycles = [sorted(c) for c in _cycles(graph)]
-    assert not cycles, ("import cycles (imports inside functions count: a lazy import hides a cycle, "
-                        f"it does not remove it): {cycles}")
+    assert not cycles, ("import cycles (imports inside functions count: a lazy import hides a "
+                        f"cycle, it does not remove it): {cycles}")
 
 
 def test_no_private_names_imported_from_another_module() -> None:
@@ -157,3 +158,21 @@ def test_the_rules_see_the_packages() -> None:
         assert name in modules, f"{name} is not measured"
     graph, _ = _graph()
     assert "course_lib.machine.cores" in graph["course_lib.processes.pools"]
+
+
+MACHINE_FACTS = {"course_lib.machine.cores", "course_lib.machine.mpiexec"}
+MACHINE_REPORT_USERS = {"course_lib", "course_lib.doctor"}
+
+
+def test_chapters_import_the_machines_facts_not_its_report() -> None:
+    """The machine report probes the chapters (GPU, brokers, MPI), so they must not import it."""
+    graph, _ = _graph()
+    wrong = sorted(
+        f"{module} -> {target}"
+        for module, targets in graph.items()
+        if not module.startswith("course_lib.machine") and module not in MACHINE_REPORT_USERS
+        for target in targets
+        if target.startswith("course_lib.machine") and target not in MACHINE_FACTS)
+    assert not wrong, ("import usable_cores, mp_context, start_method ... from "
+                       "course_lib.machine.cores and find_mpiexec from "
+                       f"course_lib.machine.mpiexec: {wrong}")
