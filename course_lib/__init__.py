@@ -1,15 +1,18 @@
 """course_lib: the helper library of the Parallel Python course.
 
-Modules, each with one job:
+Modules and packages, each with one job (docs/ARCHITECTURE.md draws them):
 
-- :mod:`course_lib.machine`  what this machine offers (cores, start method, GIL)
+- :mod:`course_lib.machine`  what this machine offers (cores, start method, GIL, the report)
 - :mod:`course_lib.timing`   honest measurement: benchmark, compare, scaling
 - :mod:`course_lib.laws`     Amdahl's and Gustafson's laws
 - :mod:`course_lib.trace`    spans from threads, processes and asyncio tasks
-- :mod:`course_lib.viz`      timelines, speed-up plots, the laws explorer
+- :mod:`course_lib.charts`   timelines, speed-up plots, the laws explorer
+- :mod:`course_lib.viz`      every picture notebooks import, re-exported in one place
 - :mod:`course_lib.workers`  importable worker functions (safe under spawn)
+- :mod:`course_lib.proc`     running with a bound and stopping process trees
+- :mod:`course_lib.fileio`   atomic file writes
 
-Chapter modules (imported by their chapters, never by ``import course_lib``):
+Chapter packages (imported by their chapters, never by ``import course_lib``):
 
 - :mod:`course_lib.processes`    pools, shared arrays and workers for chapter 2
 - :mod:`course_lib.sync`         races, traced locks, deadlock detection (chapter 3)
@@ -20,6 +23,7 @@ Chapter modules (imported by their chapters, never by ``import course_lib``):
 - :mod:`course_lib.dist_tasks`   what chapter 6's workers run
 - :mod:`course_lib.gpu`          backend choice, kernels' launch checks (chapter 7)
 - :mod:`course_lib.gpu_check`    ``make gpu-check``
+- :mod:`course_lib.debugging`    chapter 8's debugging, testing and profiling helpers
 
 Names are imported lazily, so ``import course_lib`` stays cheap and never
 imports matplotlib until a picture is asked for.
