@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import operator
-import os
 import sys
-import tempfile
 from pathlib import Path
+
+from course_lib.fileio import atomic_write
 
 from . import (  # noqa: F401  (importing a module registers its figures)
     FIGURES,
@@ -74,10 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         print("# goals and details:")
         print("\n".join(summary))
     if args.json:
-        fd, tmp = tempfile.mkstemp(dir=args.json.parent or Path("."), suffix=".json")
-        with os.fdopen(fd, "w") as handle:
-            json.dump(values, handle, indent=2)
-        os.replace(tmp, args.json)
+        atomic_write(args.json, json.dumps(values, indent=2))
     return 0
 
 

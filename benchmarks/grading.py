@@ -22,8 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import nbformat
-
+from graders import nbio
 from graders.notebooks import COURSE_DIR, SOURCE_DIR, strip_solution_markers
 
 from . import Result, Skip, figure
@@ -47,8 +46,8 @@ def _course(root: Path, students: int, notebooks: tuple[str, ...] = (NOTEBOOK,))
 
     prepare_assignment(course, ASSIGNMENT)
     for name in notebooks:
-        released = nbformat.read(course / "release" / ASSIGNMENT / name, as_version=4)
-        reference = nbformat.read(SOURCE_DIR / ASSIGNMENT / name, as_version=4)
+        released = nbio.read(course / "release" / ASSIGNMENT / name)
+        reference = nbio.read(SOURCE_DIR / ASSIGNMENT / name)
         answers = {c.metadata["nbgrader"]["grade_id"]: strip_solution_markers(c.source)
                    for c in reference.cells if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
         for cell in released.cells:
@@ -58,7 +57,7 @@ def _course(root: Path, students: int, notebooks: tuple[str, ...] = (NOTEBOOK,))
         for i in range(students):
             folder = course / "submitted" / f"student{i:03d}" / ASSIGNMENT
             folder.mkdir(parents=True, exist_ok=True)
-            nbformat.write(released, folder / name)
+            nbio.write(released, folder / name)
     return course
 
 
@@ -104,7 +103,7 @@ def grade_throughput_ratio() -> Result:
 def _bare(path: Path) -> float:
     from nbclient import NotebookClient
 
-    nb = nbformat.read(path, as_version=4)
+    nb = nbio.read(path)
     start = time.perf_counter()
     NotebookClient(nb, timeout=120, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute(stderr=subprocess.DEVNULL)
@@ -148,7 +147,8 @@ def _dask_workers(n_workers: int) -> Iterator[str]:
     import logging
 
     with tempfile.TemporaryDirectory(prefix="bench-dask-") as scratch:
-        cluster = distributed.LocalCluster(
+        # distributed's LocalCluster has no annotations: ignore that one untyped call
+        cluster = distributed.LocalCluster(  # type: ignore[no-untyped-call]
             n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
             scheduler_port=0, dashboard_address=None, local_directory=scratch,
             silence_logs=logging.ERROR)

@@ -32,8 +32,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-import nbformat
-
+from . import nbio
 from .grade import GradeRow, RunSettings, SubmissionJob, grade_course, not_run, stage_inputs
 from .notebooks import UsageError
 from .sandbox import Isolation
@@ -71,14 +70,16 @@ def connect(address: str, timeout: float = 10.0) -> Iterator[Any]:
     except ImportError:
         raise UsageError("grading on a cluster needs Dask: pip install -e '.[distributed]'") from None
     try:
-        client = distributed.Client(address, timeout=timeout, set_as_default=False)
+        # distributed's Client has no annotations: the ignore is for that untyped call only
+        client = distributed.Client(  # type: ignore[no-untyped-call]
+            address, timeout=timeout, set_as_default=False)
     except Exception as exc:  # OSError, TimeoutError, ValueError for a malformed address
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise UsageError(f"cannot reach the Dask scheduler at {address} ({reason}); {_START_HINT}") from None
     try:
         yield client
     finally:
-        client.close(timeout=timeout)
+        client.close(timeout=timeout)  # type: ignore[no-untyped-call]  # untyped distributed
 
 
 def check_workers(client: Any, timeout: float = 60.0) -> dict[str, dict[str, Any]]:
@@ -136,7 +137,7 @@ class ClusterRunner:
         given = self.isolation
         request = {
             "protocol": PROTOCOL, "assignment": job.assignment, "student": job.student,
-            "notebooks": {name: nbformat.writes(nb) for name, nb in job.notebooks.items()},
+            "notebooks": {name: nbio.writes(nb) for name, nb in job.notebooks.items()},
             "student_names": job.student_names,
             "cell_timeout": settings.cell_timeout, "budget": settings.budget,
             "memory_mb": settings.limits.memory_mb, "max_processes": settings.limits.max_processes,
@@ -167,7 +168,7 @@ class ClusterRunner:
             future.release()
             shutil.rmtree(staged, ignore_errors=True)
         for name, text in answer["notebooks"].items():
-            job.notebooks[name] = nbformat.reads(text, as_version=4)
+            job.notebooks[name] = nbio.reads(text)
         unpack_folder(answer["files"], built)
         self.graded_on[(job.assignment, job.student)] = answer["worker"]
         return list(answer["hints"]), list(answer["notes"])

@@ -43,9 +43,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nbformat
 from nbformat import NotebookNode
 
+from . import nbio
 from ._run import last_error, run_nbgrader
 from .notebooks import UsageError, nbgrader_meta, read_notebook
 from .results import CSV_COLUMNS, GradeRow, atomic_write, write_detail_csv, write_grades_csv
@@ -177,7 +177,7 @@ def _released(course_dir: Path, db_url: str, assignment: str) -> dict[str, Relea
         path = course_dir / "source" / assignment / f"{name}.ipynb"
         student_names: set[str] = set()
         if path.is_file():
-            for cell in nbformat.read(path, as_version=4).cells:
+            for cell in nbio.read(path).cells:
                 meta = cell.get("metadata", {}).get("nbgrader", {})
                 if cell.cell_type == "code" and isinstance(meta, dict) and meta.get("solution"):
                     student_names.update(names_bound(cell.source))
@@ -312,7 +312,7 @@ def run_staged(settings: RunSettings, job: SubmissionJob, workdir: Path, built: 
     notes: list[str] = []
     for name, nb in job.notebooks.items():
         nb_path = workdir / f"{name}.ipynb"
-        nbformat.write(nb, nb_path)
+        nbio.write(nb, nb_path)
         kernel = nb.metadata.get("kernelspec", {}).get("name", "python3")
         run = _execute(settings, workdir, nb_path, job.student_names.get(name, []), kernel)
         nb_hints, nb_notes = _apply_run(nb, run, settings.budget)
@@ -370,7 +370,7 @@ def _execute(ctx: _Context | RunSettings, workdir: Path, nb_path: Path, student_
 
 
 def _not_run(reason: str) -> NotebookNode:
-    return nbformat.v4.new_output("error", ename="NotRun", evalue=reason,
+    return nbio.new_output("error", ename="NotRun", evalue=reason,
                                   traceback=[f"NotRun: {reason}"])
 
 
@@ -442,7 +442,7 @@ def _apply_run(nb: NotebookNode, run: _NotebookRun, budget: float) -> tuple[list
                     output["name"] = "stdout"
         if index == stopped_at:
             outputs.append(_not_run(reason))
-        cell.outputs = [nbformat.from_dict(o) for o in outputs]
+        cell.outputs = [nbio.from_dict(o) for o in outputs]
         cell.execution_count = record.get("execution_count")
         tampering.extend(record.get("tampering", []))
         if record.get("guard_unanswered"):
@@ -628,7 +628,7 @@ def _grade_one(ctx: _Context, assignment: str, student: str) -> GradeRow:
                 resources = _resources(ctx, assignment, student, name)
                 resources["nbgrader"]["timestamped"] = timestamp is not None
                 nb = _save_grades(ctx, nb, resources, released[name])
-                nbformat.write(nb, built / f"{name}.ipynb")
+                nbio.write(nb, built / f"{name}.ipynb")
                 present = {nbgrader_meta(cell).get("grade_id") for cell in nb.cells}
                 lost = [gid for gid, c in released[name].cells.items()
                         if c.points is not None and gid not in present]

@@ -13,8 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import nbformat
-
+from . import nbio
 from ._run import last_error, run_nbgrader
 from .notebooks import (
     COURSE_DIR,
@@ -66,12 +65,12 @@ def build_student_edition(target: Path, source_dir: Path = SOURCE_DIR, config: P
 
 def _normalise(path: Path) -> None:
     """Stable bytes for the same content, so `release --check` compares fairly."""
-    nb = nbformat.read(path, as_version=4)
+    nb = nbio.read(path)
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
-    nbformat.write(nb, path)
+    nbio.write(nb, path)
 
 
 def _tree(root: Path) -> dict[str, bytes]:

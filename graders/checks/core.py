@@ -17,7 +17,7 @@ import time
 import types
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 __all__ = [
     "expect_equal",
@@ -152,8 +152,8 @@ def finishes_within(seconds: float, fn: Callable[..., T], *args: object, **kwarg
 
 
 def _spans(spans: object) -> list[_SpanLike]:
-    items = getattr(spans, "spans", spans)
-    return list(items)  # type: ignore[call-overload]
+    items = cast("Iterable[_SpanLike]", getattr(spans, "spans", spans))
+    return list(items)
 
 
 def max_concurrency(spans: Iterable[_SpanLike] | object, names: Iterable[str] | None = None) -> int:
@@ -279,7 +279,7 @@ def forced_interleaving(*functions: object, pause: float = 2e-5) -> Iterator[Non
         yield
     finally:
         sys.settrace(previous_trace)
-        threading.settrace(previous_thread_trace)  # type: ignore[arg-type]
+        threading.settrace(previous_thread_trace)
 
 
 def assert_race_free(
