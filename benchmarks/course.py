@@ -20,8 +20,12 @@ def execute_notebook(path: Path, timeout: int = 120) -> None:
     from graders import nbio
 
     nb = nbio.read(path)
-    NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute(stderr=subprocess.DEVNULL)
+    NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    ).execute(stderr=subprocess.DEVNULL)
 
 
 @figure("course_exec_seconds", "<= 60", "executing chapters 0 and 1 with their solutions")

@@ -14,7 +14,9 @@ from . import Result, Skip, figure
 ROUND_TRIPS = 20  # per engine: enough for a median, few enough to keep the run short
 
 
-def _median_ms(call: Callable[[], object], n: int = ROUND_TRIPS, warmup: int = 2) -> tuple[float, float]:
+def _median_ms(
+    call: Callable[[], object], n: int = ROUND_TRIPS, warmup: int = 2
+) -> tuple[float, float]:
     """Median and interquartile range, in ms, of ``n`` calls after ``warmup`` calls."""
     for _ in range(warmup):
         call()
@@ -54,7 +56,9 @@ def _celery_round_trip(broker: str | None, backend: str | None) -> tuple[float, 
 def celery_roundtrip_ms() -> Result:
     _needs("celery")
     embedded, embedded_iqr = _celery_round_trip(None, None)
-    detail = f"embedded (filesystem broker, SQLite backend) {embedded:.1f} ms (IQR {embedded_iqr:.1f})"
+    detail = (
+        f"embedded (filesystem broker, SQLite backend) {embedded:.1f} ms (IQR {embedded_iqr:.1f})"
+    )
     from course_lib.distributed import redis_available, redis_server
 
     if redis_available():
@@ -66,8 +70,12 @@ def celery_roundtrip_ms() -> Result:
     return Result(embedded, "ms", detail)
 
 
-@figure("ipp_task_overhead_ms", "informational",
-        f"one trivial task through an ipyparallel load-balanced view (2 local engines), median of {ROUND_TRIPS}")
+@figure(
+    "ipp_task_overhead_ms",
+    "informational",
+    "one trivial task through an ipyparallel load-balanced view (2 local engines), "
+    f"median of {ROUND_TRIPS}",
+)
 def ipp_task_overhead_ms() -> Result:
     _needs("ipyparallel")
     from course_lib.dist_tasks import square

@@ -106,7 +106,8 @@ class Runner:
         """
         nonce = secrets.token_hex(8)
         extra = "".join(f", {arg!r}" for arg in args)
-        expression = f"__import__('graders._guard', fromlist=['call']).call({what!r}, {nonce!r}{extra})"
+        expression = (f"__import__('graders._guard', fromlist=['call'])"
+                      f".call({what!r}, {nonce!r}{extra})")
         content = await self._silent("", {"g": expression})
         if content is None:
             return {"unanswered": True}

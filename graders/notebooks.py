@@ -76,7 +76,9 @@ def read_notebook(path: Path) -> NotebookNode:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UsageError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
-    if not isinstance(raw, dict) or not ("cells" in raw or "worksheets" in raw or "nbformat" in raw):
+    if not isinstance(raw, dict) or not (
+        "cells" in raw or "worksheets" in raw or "nbformat" in raw
+    ):
         raise UsageError(f"{path}: not a Jupyter notebook (no 'cells' list)")
     # nbformat converts older formats first: v3 notebooks keep their cells under 'worksheets'.
     try:

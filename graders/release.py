@@ -32,7 +32,9 @@ KEPT_FILES = {"README.md"}
 
 
 def _validate_sources(source_dir: Path) -> list[str]:
-    chapters = sorted(p.name for p in source_dir.iterdir() if p.is_dir()) if source_dir.is_dir() else []
+    chapters = (
+        sorted(p.name for p in source_dir.iterdir() if p.is_dir()) if source_dir.is_dir() else []
+    )
     if not chapters:
         raise UsageError(f"{source_dir}: no chapter folders to release")
     for chapter in chapters:
@@ -42,7 +44,9 @@ def _validate_sources(source_dir: Path) -> list[str]:
     return chapters
 
 
-def build_student_edition(target: Path, source_dir: Path = SOURCE_DIR, config: Path | None = None) -> list[str]:
+def build_student_edition(
+    target: Path, source_dir: Path = SOURCE_DIR, config: Path | None = None
+) -> list[str]:
     """Write the student edition of every chapter into ``target`` (which must not exist)."""
     chapters = _validate_sources(source_dir)
     config = config or COURSE_DIR / "nbgrader_config.py"
@@ -54,7 +58,9 @@ def build_student_edition(target: Path, source_dir: Path = SOURCE_DIR, config: P
                         ignore=shutil.ignore_patterns(".*", "__pycache__"))
         shutil.copy(config, root / "nbgrader_config.py")
         for chapter in chapters:
-            code, output = run_nbgrader(root, ["generate_assignment", chapter, "--force", "--no-db"], timeout=600)
+            code, output = run_nbgrader(
+                root, ["generate_assignment", chapter, "--force", "--no-db"], timeout=600
+            )
             if code != 0:
                 raise UsageError(f"nbgrader could not release {chapter}: {last_error(output)}")
         shutil.copytree(root / "release", target)

@@ -288,14 +288,16 @@ class Sandbox:
             env["TMPDIR"] = "/tmp"
         return env
 
-    def run(self, argv: list[str], env: dict[str, str], timeout: float, log_path: Path) -> SandboxResult:
+    def run(self, argv: list[str], env: dict[str, str], timeout: float,
+            log_path: Path) -> SandboxResult:
         """Run ``argv`` in the sandbox until it exits or ``timeout`` s pass; then kill the rest."""
         limits = self.limits
         if self.isolation.cgroup:
             self._make_cgroups()
         config = {
             "argv": argv,
-            "parent": os.getpid(),  # the sandbox dies with this process (_sandbox_init.die_with_parent)
+            # the sandbox dies with this process (_sandbox_init.die_with_parent)
+            "parent": os.getpid(),
             "namespaces": self.isolation.namespaces,
             "network": limits.network,
             "cgroups": [str(c) for c in self.cgroups],

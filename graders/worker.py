@@ -32,7 +32,14 @@ from . import nbio
 from .grade import RunSettings, SubmissionJob, run_staged
 from .sandbox import Isolation, Limits, detect_isolation
 
-__all__ = ["grade_submission", "describe", "pack_folder", "unpack_folder", "sweep_abandoned", "PROTOCOL"]
+__all__ = [
+    "grade_submission",
+    "describe",
+    "pack_folder",
+    "unpack_folder",
+    "sweep_abandoned",
+    "PROTOCOL",
+]
 
 # Bumped when the request or the answer changes shape: the coordinator refuses workers
 # that run another version of the course.

@@ -110,7 +110,8 @@ def expect_raises(
     except NotImplementedError:
         raise fail(call, "not implemented yet (it raised NotImplementedError)") from None
     except Exception as other:
-        raise fail(call, f"expected {names}, but it raised {type(other).__name__}: {other}", hint) from None
+        raise fail(call, f"expected {names}, but it raised {type(other).__name__}: {other}",
+                   hint) from None
     raise fail(call, f"expected {names}, but it returned {short(result)}", hint)
 
 
@@ -293,7 +294,7 @@ def assert_race_free(
     hint: str = "Two threads updated the shared value at once; protect the "
     "read-modify-write with a lock (with lock: ...)",
 ) -> None:
-    """Run ``run()`` ``trials`` times under forced interleaving; every result must equal ``expected``.
+    """Run ``run()`` ``trials`` times under forced interleaving; each result must be ``expected``.
 
     ``interleave`` lists the learner's functions (or classes) whose bytecodes
     are interleaved; with none given the run is merely repeated, which on

@@ -92,7 +92,8 @@ def assert_ran_on(labels: Iterable[object], allowed: Iterable[object], at_least:
         names = ", ".join(sorted(map(describe, distinct))) or "none"
         raise AssertionError(
             f"{prefix}{len(distinct)} worker(s) did the work ({names}), expected at least "
-            f"{at_least}. {hint or 'Spread the tasks over the workers (a load-balanced view, map)'}")
+            f"{at_least}. {hint or 'Spread the tasks over the workers (a load-balanced view, map)'}"
+        )
 
 
 # ------------------------------------------------------------------ processes a farm starts
@@ -158,10 +159,15 @@ def hub_task_records(client: Any, timeout: float = 10.0) -> Iterator[list[dict[s
             except Exception:  # noqa: BLE001 - a result we cannot read is just not evidence
                 result = None
         content = row.get("result_content") or {}
-        records.append({"msg_id": row["msg_id"],
-                        "engine": engines.get(row.get("engine_uuid"), row.get("engine_uuid")),
-                        "completed": row.get("completed"), "result": result,
-                        "error": content.get("ename") if content.get("status") == "error" else None})
+        records.append(
+            {
+                "msg_id": row["msg_id"],
+                "engine": engines.get(row.get("engine_uuid"), row.get("engine_uuid")),
+                "completed": row.get("completed"),
+                "result": result,
+                "error": content.get("ename") if content.get("status") == "error" else None,
+            }
+        )
 
 
 def results_of_type(records: Iterable[dict[str, Any]], kind: type) -> list[Any]:

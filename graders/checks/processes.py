@@ -572,7 +572,7 @@ def _target_name(target: object) -> str:
 
 
 def _plain(value: Any) -> Any:
-    """``value`` if it is plain data (numbers, strings, tuples of them), else a short description."""
+    """``value`` if it is plain data (numbers, strings, tuples of them), else a description."""
     if value is None or isinstance(value, (bool, int, float, str, bytes)):
         return value
     if isinstance(value, tuple):
@@ -693,7 +693,8 @@ def assert_joined(watch: ProcessWatch, target: str | None = None, *, started: in
             raise _fail(
                 what or "join",
                 f"join(timeout={timeout}) on {record.name} returned while it was still running",
-                hint or "Drain, then join: read every result first; a worker that still has results "
+                hint
+                or "Drain, then join: read every result first; a worker that still has results "
                 "to send cannot end, so a join before that only waits out its timeout",
             )
         if not record.joined:
