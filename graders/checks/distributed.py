@@ -25,6 +25,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+from course_lib import internals
+
 __all__ = ["CallRecorder", "assert_called", "assert_dask_tasks", "assert_hub_engines",
            "assert_ran_on", "call_concurrently", "dask_task_records", "hub_task_records",
            "results_of_type"]
@@ -147,7 +149,7 @@ def hub_task_records(client: Any, timeout: float = 10.0) -> Iterator[list[dict[s
     new = [m for m in client.hub_history() if m not in before]
     if not new:
         return
-    engines = {uuid: eid for eid, uuid in client._engines.items()}
+    engines = {uuid: eid for eid, uuid in internals.ipp_client_engines(client).items()}
     rows = client.db_query({"msg_id": {"$in": new}},
                            keys=["msg_id", "engine_uuid", "completed", "result_buffers",
                                  "result_content"])
