@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections import Counter
 from collections.abc import Callable
 
 from course_lib.machine import usable_cores
+from course_lib.timing import benchmark
 
 from . import Result, Skip, figure
 
@@ -18,15 +17,8 @@ def _median_ms(
     call: Callable[[], object], n: int = ROUND_TRIPS, warmup: int = 2
 ) -> tuple[float, float]:
     """Median and interquartile range, in ms, of ``n`` calls after ``warmup`` calls."""
-    for _ in range(warmup):
-        call()
-    times = []
-    for _ in range(n):
-        began = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - began) * 1e3)
-    quartiles = statistics.quantiles(times, n=4)
-    return statistics.median(times), quartiles[2] - quartiles[0]
+    timing = benchmark(call, repeat=n, warmup=warmup, loops=1)
+    return timing.median * 1e3, timing.spread * 1e3
 
 
 def _needs(module: str) -> None:
@@ -139,14 +131,9 @@ def wordcount_speedup() -> Result:
         expected = serial()
         if on_dask() != expected:
             raise AssertionError("Dask's word count differs from the serial one")
-        serial_s = statistics.median(_timed(serial) for _ in range(3))
-        dask_s = statistics.median(_timed(on_dask) for _ in range(3))
+        serial_s = benchmark(serial, repeat=3, warmup=0, loops=1).median
+        dask_s = benchmark(on_dask, repeat=3, warmup=0, loops=1).median
     speedup = serial_s / dask_s
     return Result(speedup, "x", f"{cores} usable cores (goal {0.7 * cores:.2f}x); "
                   f"median of 3: serial {serial_s:.2f} s, Dask {dask_s:.2f} s")
 
-
-def _timed(fn: Callable[[], object]) -> float:
-    began = time.perf_counter()
-    fn()
-    return time.perf_counter() - began

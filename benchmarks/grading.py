@@ -65,7 +65,7 @@ def _course(root: Path, students: int, notebooks: tuple[str, ...] = (NOTEBOOK,))
 
 
 def _nbgrader_autograde(course: Path) -> float:
-    from graders._run import run_nbgrader
+    from graders.nbgrader_cli import run_nbgrader
 
     start = time.perf_counter()
     code, output = run_nbgrader(course, ["autograde", ASSIGNMENT, "--force"], timeout=3600)

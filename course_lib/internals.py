@@ -23,32 +23,8 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
 
-__all__ = [
-    "default_executor",
-    "dask_offload_executor",
-    "finalizer_args",
-    "finalizer_callback",
-    "finalizer_target",
-    "forkserver_alive",
-    "forkserver_pid",
-    "ipp_client_engines",
-    "ipyparallel_loop_thread",
-    "multiprocessing_finalizers",
-    "pool_terminate_function",
-    "process_config",
-    "process_pool_executors",
-    "release_shared_memory_mapping",
-    "replace_dask_offload_executor",
-    "resource_tracker_pid",
-    "retry_queue_bind",
-    "running_loop_or_none",
-    "semlock_cleanup_function",
-    "semlock_name",
-    "set_default_executor",
-    "stop_forkserver",
-    "stop_ipyparallel_loop_thread",
-    "stop_resource_tracker",
-]
+# No ``__all__``: this is not an API for notebooks (docs/API.md lists those); the
+# course's own modules import the accessors they need by name.
 
 
 def _unwrap(function: object) -> object:

@@ -46,7 +46,7 @@ from typing import Any
 from nbformat import NotebookNode
 
 from . import nbio
-from ._run import last_error, run_nbgrader
+from .nbgrader_cli import last_error, run_nbgrader
 from .notebooks import UsageError, nbgrader_meta, read_notebook
 from .results import CSV_COLUMNS, GradeRow, atomic_write, write_detail_csv, write_grades_csv
 from .sandbox import Isolation, Limits, Sandbox, detect_isolation

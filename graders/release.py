@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from . import nbio
-from ._run import last_error, run_nbgrader
+from .nbgrader_cli import last_error, run_nbgrader
 from .notebooks import (
     COURSE_DIR,
     SOURCE_DIR,

@@ -249,7 +249,7 @@ def test_grade_cli_shows_progress_and_a_summary_and_feedback_works(
     assert [r[:5] for r in detail[1:]] == [["alice", "toy", "2", "2", "graded"], ["bob", "toy", "0", "2", "graded"]]
 
     # nbgrader's own feedback step works on what the grader wrote.
-    from graders._run import run_nbgrader
+    from graders.nbgrader_cli import run_nbgrader
 
     code, output = run_nbgrader(toy_course, ["generate_feedback", "toy", "--force"], timeout=300)
     assert code == 0, output[-2000:]
@@ -333,7 +333,7 @@ def test_feedback_can_be_generated_and_released_after_grading(compat_course: tup
     autograded = course / "autograded" / "punctual" / "toy"
     assert (autograded / "timestamp.txt").read_text() == "2026-01-01 12:00:00.000000 UTC"
     assert (autograded / "submission_secret.txt").read_text() == "5ecre7" * 20
-    from graders._run import run_nbgrader
+    from graders.nbgrader_cli import run_nbgrader
 
     exchange = course.parent / "exchange"
     exchange.mkdir(exist_ok=True)
