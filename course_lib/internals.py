@@ -35,11 +35,22 @@ def _unwrap(function: object) -> object:
 # --------------------------------------------------------------------------- asyncio
 
 
-def running_loop_or_none() -> asyncio.AbstractEventLoop | None:
-    """The event loop running in this thread, or None (public API only: no internal).
+# asyncio exports _get_running_loop (in asyncio.events.__all__) for event loop
+# implementations; it answers in about 0.15 us where the public get_running_loop()
+# raising RuntimeError takes over 1.5 us, which the tracer's per-span cost cannot afford.
+_get_running_loop: Callable[[], asyncio.AbstractEventLoop | None] | None = getattr(
+    asyncio, "_get_running_loop", None)
 
-    Replaces ``asyncio._get_running_loop()``.
+
+def running_loop_or_none() -> asyncio.AbstractEventLoop | None:
+    """The event loop running in this thread, or None.
+
+    Uses ``asyncio._get_running_loop`` (CPython 3.11-3.14; fast, no exception);
+    where it is missing, the public ``asyncio.get_running_loop()`` (same answer,
+    about ten times slower outside a loop).
     """
+    if _get_running_loop is not None:
+        return _get_running_loop()
     try:
         return asyncio.get_running_loop()
     except RuntimeError:

@@ -34,7 +34,18 @@ def _optional(module: str) -> Any:
 # --------------------------------------------------------------------------- asyncio
 
 
-def test_running_loop_or_none() -> None:
+def test_running_loop_or_none_internal_exists() -> None:
+    _require(callable(getattr(asyncio, "_get_running_loop", None)), "running_loop_or_none",
+             "asyncio._get_running_loop")
+    _check_running_loop()
+
+
+def test_running_loop_or_none_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(internals, "_get_running_loop", None)
+    _check_running_loop()
+
+
+def _check_running_loop() -> None:
     assert internals.running_loop_or_none() is None
 
     async def inside() -> asyncio.AbstractEventLoop | None:
