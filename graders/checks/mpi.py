@@ -129,8 +129,16 @@ def assert_topology(trace: Any, ranks: Iterable[int], *, shifts: int = 1, what: 
 # ---------------------------------------------------------------- watching the random generators
 
 
-def _rng_watch(comm: Any, target: str, args: tuple[Any, ...]) -> dict[str, Any]:
-    """Run ``target(comm, *args)`` on a rank, noting the seeds numpy's generators get."""
+def _rng_watch(comm: object, target: str, args: tuple[object, ...]) -> dict[str, object]:
+    """Run ``target(comm, *args)`` on a rank, noting the seeds numpy's generators get.
+
+    run_function runs this function's source on the ranks, where the module's
+    imports are not made: its signature names builtins only, and the names the
+    nested functions' annotations need are imported here.
+    """
+    from collections.abc import Callable  # noqa: F401  (the ranks evaluate annotations)
+    from typing import Any  # noqa: F401  (the ranks evaluate annotations)
+
     import numpy
 
     seeds: list[int | str] = []
