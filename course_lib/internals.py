@@ -270,6 +270,69 @@ def release_shared_memory_mapping(shm: object) -> bool:
     return True
 
 
+def _posixshmem() -> Any:
+    try:
+        return importlib.import_module("_posixshmem")
+    except ImportError:  # Windows
+        return None
+
+
+def posix_shm_exists(name: str) -> bool | None:
+    """Whether the POSIX shared-memory segment ``name`` exists, without registering it.
+
+    Asks ``_posixshmem.shm_open`` (the C module under ``multiprocessing.shared_memory``,
+    CPython 3.11-3.14), read-only. None where that module is missing (Windows): the
+    caller must find out another way.
+    """
+    module = _posixshmem()
+    if module is None or not callable(getattr(module, "shm_open", None)):
+        return None
+    import os
+
+    try:
+        fd = module.shm_open("/" + name.lstrip("/"), os.O_RDONLY, mode=0o600)
+    except FileNotFoundError:
+        return False
+    os.close(fd)
+    return True
+
+
+def posix_shm_unlink(name: str) -> bool:
+    """Unlink the POSIX shared-memory segment ``name`` (``_posixshmem.shm_unlink``).
+
+    Returns False when there is no such segment, or no such function (Windows,
+    where a block is freed when its last handle closes).
+    """
+    unlink = getattr(_posixshmem(), "shm_unlink", None)
+    if not callable(unlink):
+        return False
+    try:
+        unlink("/" + name.lstrip("/"))
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def posix_sem_unlink(name: str) -> bool:
+    """Unlink the named POSIX semaphore ``name`` (``_multiprocessing.sem_unlink``).
+
+    Written against CPython 3.11-3.14. Returns False when there is no such
+    semaphore, or no such function (Windows has no named semaphores to leak).
+    """
+    try:
+        module = importlib.import_module("_multiprocessing")
+    except ImportError:
+        return False
+    unlink = getattr(module, "sem_unlink", None)
+    if not callable(unlink):
+        return False
+    try:
+        unlink(name)
+    except OSError:
+        return False
+    return True
+
+
 # --------------------------------------------------------------------------- Dask
 
 

@@ -249,6 +249,43 @@ def test_release_shared_memory_mapping_fallback() -> None:
     assert internals.release_shared_memory_mapping(object()) is False
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="no POSIX shared memory on Windows")
+def test_posix_shm_internals_exist() -> None:
+    module = importlib.import_module("_posixshmem")
+    _require(callable(getattr(module, "shm_open", None)), "posix_shm_exists",
+             "_posixshmem.shm_open")
+    _require(callable(getattr(module, "shm_unlink", None)), "posix_shm_unlink",
+             "_posixshmem.shm_unlink")
+    shm = shared_memory.SharedMemory(create=True, size=16)
+    try:
+        assert internals.posix_shm_exists(shm.name) is True
+    finally:
+        shm.close()
+        shm.unlink()
+    assert internals.posix_shm_exists(shm.name) is False
+    assert internals.posix_shm_unlink(shm.name) is False  # already gone
+
+
+def test_posix_shm_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(internals, "_posixshmem", lambda: None)
+    assert internals.posix_shm_exists("psm_nothing") is None
+    assert internals.posix_shm_unlink("psm_nothing") is False
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no named semaphores on Windows")
+def test_posix_sem_unlink_internal_exists() -> None:
+    module = importlib.import_module("_multiprocessing")
+    _require(callable(getattr(module, "sem_unlink", None)), "posix_sem_unlink",
+             "_multiprocessing.sem_unlink")
+    assert internals.posix_sem_unlink("/mp-course-internals-no-such-semaphore") is False
+
+
+def test_posix_sem_unlink_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = pytest.importorskip("_multiprocessing")
+    monkeypatch.delattr(module, "sem_unlink", raising=False)
+    assert internals.posix_sem_unlink("/mp-anything") is False
+
+
 # --------------------------------------------------------------------------- Dask
 
 

@@ -315,11 +315,9 @@ def _exists(name: str, rtype: str) -> bool:
 def _unlink_segment(name: str) -> None:
     if os.name != "posix":  # Windows frees a block when its last handle closes
         return
-    import _posixshmem
     from multiprocessing import resource_tracker
 
-    with contextlib.suppress(FileNotFoundError):
-        _posixshmem.shm_unlink("/" + name.lstrip("/"))
+    internals.posix_shm_unlink(name)
     with contextlib.suppress(Exception):
         resource_tracker.unregister("/" + name.lstrip("/"), "shared_memory")
 
@@ -352,12 +350,9 @@ def _live_semaphore_names() -> set[str]:
 def _unlink_semaphore(name: str) -> None:
     from multiprocessing import resource_tracker
 
-    try:
-        from _multiprocessing import sem_unlink
-    except ImportError:  # pragma: no cover - Windows has no named semaphores to leak
+    if os.name != "posix":  # pragma: no cover - Windows has no named semaphores to leak
         return
-    with contextlib.suppress(OSError):
-        sem_unlink(name)
+    internals.posix_sem_unlink(name)
     with contextlib.suppress(Exception):
         resource_tracker.unregister(name, "semaphore")
 
