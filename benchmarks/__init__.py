@@ -36,7 +36,9 @@ class Figure:
 FIGURES: dict[str, Figure] = {}
 
 
-def figure(name: str, goal: str, description: str) -> Callable[[Callable[[], Result]], Callable[[], Result]]:
+def figure(
+    name: str, goal: str, description: str
+) -> Callable[[Callable[[], Result]], Callable[[], Result]]:
     """Register a figure under ``name``."""
 
     def register(measure: Callable[[], Result]) -> Callable[[], Result]:

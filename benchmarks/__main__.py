@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import operator
-import os
 import sys
-import tempfile
 from pathlib import Path
+
+from course_lib.fileio import atomic_write
 
 from . import (  # noqa: F401  (importing a module registers its figures)
     FIGURES,
@@ -38,7 +38,9 @@ def _goal_met(goal: str, value: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--only", help="comma-separated figure names (default: all)")
-    parser.add_argument("--json", type=Path, metavar="FILE", help="also write {name: value} to FILE")
+    parser.add_argument(
+        "--json", type=Path, metavar="FILE", help="also write {name: value} to FILE"
+    )
     parser.add_argument("--list", action="store_true", help="list the figures and exit")
     args = parser.parse_args(argv)
 
@@ -69,15 +71,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {result.value:.4g} {result.unit}", flush=True)
         verdict = _goal_met(fig.goal, result.value)
         detail = f"; {result.detail}" if result.detail else ""
-        summary.append(f"#   {name}: goal {fig.goal}{' (' + verdict + ')' if verdict else ''}{detail}")
+        summary.append(
+            f"#   {name}: goal {fig.goal}{' (' + verdict + ')' if verdict else ''}{detail}"
+        )
     if summary:
         print("# goals and details:")
         print("\n".join(summary))
     if args.json:
-        fd, tmp = tempfile.mkstemp(dir=args.json.parent or Path("."), suffix=".json")
-        with os.fdopen(fd, "w") as handle:
-            json.dump(values, handle, indent=2)
-        os.replace(tmp, args.json)
+        atomic_write(args.json, json.dumps(values, indent=2))
     return 0
 
 

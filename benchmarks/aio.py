@@ -9,14 +9,13 @@ the speed-up a serial run of the full count would show. The detail says so.
 from __future__ import annotations
 
 import asyncio
-import statistics
-import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from course_lib.aio import fetch, fetch_blocking, run_in_new_loop
 from course_lib.netserver import LatencyServer
+from course_lib.timing import benchmark
 
 from . import Result, figure
 
@@ -32,12 +31,8 @@ REPEAT = 3
 
 
 def _median_time(fn: Callable[[], object], repeat: int = REPEAT) -> float:
-    times = []
-    for _ in range(repeat):
-        began = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - began)
-    return statistics.median(times)
+    """Median wall seconds of ``repeat`` single calls (no warm-up)."""
+    return benchmark(fn, repeat=repeat, warmup=0, loops=1).median
 
 
 def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:

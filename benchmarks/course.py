@@ -15,12 +15,17 @@ CHAPTERS = ("ch00_introduction", "ch01_threads")
 
 def execute_notebook(path: Path, timeout: int = 120) -> None:
     """Execute a source notebook (solutions included) in a fresh kernel; raise on any error."""
-    import nbformat
     from nbclient import NotebookClient
 
-    nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute(stderr=subprocess.DEVNULL)
+    from graders import nbio
+
+    nb = nbio.read(path)
+    NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    ).execute(stderr=subprocess.DEVNULL)
 
 
 @figure("course_exec_seconds", "<= 60", "executing chapters 0 and 1 with their solutions")

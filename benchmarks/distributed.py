@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections import Counter
 from collections.abc import Callable
 
 from course_lib.machine import usable_cores
+from course_lib.timing import benchmark
 
 from . import Result, Skip, figure
 
 ROUND_TRIPS = 20  # per engine: enough for a median, few enough to keep the run short
 
 
-def _median_ms(call: Callable[[], object], n: int = ROUND_TRIPS, warmup: int = 2) -> tuple[float, float]:
+def _median_ms(
+    call: Callable[[], object], n: int = ROUND_TRIPS, warmup: int = 2
+) -> tuple[float, float]:
     """Median and interquartile range, in ms, of ``n`` calls after ``warmup`` calls."""
-    for _ in range(warmup):
-        call()
-    times = []
-    for _ in range(n):
-        began = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - began) * 1e3)
-    quartiles = statistics.quantiles(times, n=4)
-    return statistics.median(times), quartiles[2] - quartiles[0]
+    timing = benchmark(call, repeat=n, warmup=warmup, loops=1)
+    return timing.median * 1e3, timing.spread * 1e3
 
 
 def _needs(module: str) -> None:
@@ -54,7 +48,9 @@ def _celery_round_trip(broker: str | None, backend: str | None) -> tuple[float, 
 def celery_roundtrip_ms() -> Result:
     _needs("celery")
     embedded, embedded_iqr = _celery_round_trip(None, None)
-    detail = f"embedded (filesystem broker, SQLite backend) {embedded:.1f} ms (IQR {embedded_iqr:.1f})"
+    detail = (
+        f"embedded (filesystem broker, SQLite backend) {embedded:.1f} ms (IQR {embedded_iqr:.1f})"
+    )
     from course_lib.distributed import redis_available, redis_server
 
     if redis_available():
@@ -66,8 +62,12 @@ def celery_roundtrip_ms() -> Result:
     return Result(embedded, "ms", detail)
 
 
-@figure("ipp_task_overhead_ms", "informational",
-        f"one trivial task through an ipyparallel load-balanced view (2 local engines), median of {ROUND_TRIPS}")
+@figure(
+    "ipp_task_overhead_ms",
+    "informational",
+    "one trivial task through an ipyparallel load-balanced view (2 local engines), "
+    f"median of {ROUND_TRIPS}",
+)
 def ipp_task_overhead_ms() -> Result:
     _needs("ipyparallel")
     from course_lib.dist_tasks import square
@@ -131,14 +131,9 @@ def wordcount_speedup() -> Result:
         expected = serial()
         if on_dask() != expected:
             raise AssertionError("Dask's word count differs from the serial one")
-        serial_s = statistics.median(_timed(serial) for _ in range(3))
-        dask_s = statistics.median(_timed(on_dask) for _ in range(3))
+        serial_s = benchmark(serial, repeat=3, warmup=0, loops=1).median
+        dask_s = benchmark(on_dask, repeat=3, warmup=0, loops=1).median
     speedup = serial_s / dask_s
     return Result(speedup, "x", f"{cores} usable cores (goal {0.7 * cores:.2f}x); "
                   f"median of 3: serial {serial_s:.2f} s, Dask {dask_s:.2f} s")
 
-
-def _timed(fn: Callable[[], object]) -> float:
-    began = time.perf_counter()
-    fn()
-    return time.perf_counter() - began

@@ -22,8 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import nbformat
-
+from graders import nbio
 from graders.notebooks import COURSE_DIR, SOURCE_DIR, strip_solution_markers
 
 from . import Result, Skip, figure
@@ -47,10 +46,13 @@ def _course(root: Path, students: int, notebooks: tuple[str, ...] = (NOTEBOOK,))
 
     prepare_assignment(course, ASSIGNMENT)
     for name in notebooks:
-        released = nbformat.read(course / "release" / ASSIGNMENT / name, as_version=4)
-        reference = nbformat.read(SOURCE_DIR / ASSIGNMENT / name, as_version=4)
-        answers = {c.metadata["nbgrader"]["grade_id"]: strip_solution_markers(c.source)
-                   for c in reference.cells if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
+        released = nbio.read(course / "release" / ASSIGNMENT / name)
+        reference = nbio.read(SOURCE_DIR / ASSIGNMENT / name)
+        answers = {
+            c.metadata["nbgrader"]["grade_id"]: strip_solution_markers(c.source)
+            for c in reference.cells
+            if c.get("metadata", {}).get("nbgrader", {}).get("solution")
+        }
         for cell in released.cells:
             grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
             if grade_id in answers:
@@ -58,12 +60,12 @@ def _course(root: Path, students: int, notebooks: tuple[str, ...] = (NOTEBOOK,))
         for i in range(students):
             folder = course / "submitted" / f"student{i:03d}" / ASSIGNMENT
             folder.mkdir(parents=True, exist_ok=True)
-            nbformat.write(released, folder / name)
+            nbio.write(released, folder / name)
     return course
 
 
 def _nbgrader_autograde(course: Path) -> float:
-    from graders._run import run_nbgrader
+    from graders.nbgrader_cli import run_nbgrader
 
     start = time.perf_counter()
     code, output = run_nbgrader(course, ["autograde", ASSIGNMENT, "--force"], timeout=3600)
@@ -85,8 +87,11 @@ def _course_grade(course: Path, workers: int | None = None) -> float:
     return elapsed
 
 
-@figure("grade_throughput_ratio", ">= 0.85 x usable cores",
-        f"{SUBMISSIONS} submissions: nbgrader autograde one after another / python -m graders grade")
+@figure(
+    "grade_throughput_ratio",
+    ">= 0.85 x usable cores",
+    f"{SUBMISSIONS} submissions: nbgrader autograde one after another / python -m graders grade",
+)
 def grade_throughput_ratio() -> Result:
     from graders.grade import usable_cores
 
@@ -97,17 +102,22 @@ def grade_throughput_ratio() -> Result:
         parallel = _course_grade(ours)
     cores = usable_cores()
     ratio = serial / parallel
-    return Result(ratio, "x", f"nbgrader {serial:.1f} s, graders {parallel:.1f} s on {cores} usable "
-                              f"core(s); goal {0.85 * cores:.2f}")
+    return Result(
+        ratio,
+        "x",
+        f"nbgrader {serial:.1f} s, graders {parallel:.1f} s on {cores} usable "
+        f"core(s); goal {0.85 * cores:.2f}",
+    )
 
 
 def _bare(path: Path) -> float:
     from nbclient import NotebookClient
 
-    nb = nbformat.read(path, as_version=4)
+    nb = nbio.read(path)
     start = time.perf_counter()
-    NotebookClient(nb, timeout=120, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute(stderr=subprocess.DEVNULL)
+    NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    ).execute(stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
 
 
@@ -140,7 +150,9 @@ OVERHEAD_SUBMISSIONS = 6
 
 @contextmanager
 def _dask_workers(n_workers: int) -> Iterator[str]:
-    """A scheduler and ``n_workers`` single-thread worker processes on 127.0.0.1; yields its address."""
+    """A scheduler and ``n_workers`` single-thread worker processes on 127.0.0.1.
+
+    Yields the scheduler's address."""
     try:
         import distributed
     except ImportError:
@@ -148,7 +160,8 @@ def _dask_workers(n_workers: int) -> Iterator[str]:
     import logging
 
     with tempfile.TemporaryDirectory(prefix="bench-dask-") as scratch:
-        cluster = distributed.LocalCluster(
+        # distributed's LocalCluster has no annotations: ignore that one untyped call
+        cluster = distributed.LocalCluster(  # type: ignore[no-untyped-call]
             n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
             scheduler_port=0, dashboard_address=None, local_directory=scratch,
             silence_logs=logging.ERROR)
@@ -181,20 +194,30 @@ def _local_and_cluster(submissions: int, workers: int) -> tuple[float, float]:
     return local, remote
 
 
-@figure("grade_cluster_ratio", ">= 1.6",
-        f"{SUBMISSIONS} submissions: python -m graders grade --workers 1 / the same on 2 single-thread "
-        "Dask workers (--scheduler)")
+@figure(
+    "grade_cluster_ratio",
+    ">= 1.6",
+    f"{SUBMISSIONS} submissions: python -m graders grade --workers 1 / the same on 2 single-thread "
+    "Dask workers (--scheduler)",
+)
 def grade_cluster_ratio() -> Result:
     from graders.grade import usable_cores
 
     local, remote = _local_and_cluster(SUBMISSIONS, 2)
-    return Result(local / remote, "x", f"local --workers 1 {local:.1f} s, 2 Dask workers {remote:.1f} s; "
-                                       f"{usable_cores()} usable core(s) on this machine")
+    return Result(
+        local / remote,
+        "x",
+        f"local --workers 1 {local:.1f} s, 2 Dask workers {remote:.1f} s; "
+        f"{usable_cores()} usable core(s) on this machine",
+    )
 
 
-@figure("grade_cluster_overhead_s", "<= 1.0",
-        f"{OVERHEAD_SUBMISSIONS} submissions on 1 single-thread Dask worker minus --workers 1 here, "
-        "per submission (shipping the files, the worker's folder, the round trips)")
+@figure(
+    "grade_cluster_overhead_s",
+    "<= 1.0",
+    f"{OVERHEAD_SUBMISSIONS} submissions on 1 single-thread Dask worker minus --workers 1 here, "
+    "per submission (shipping the files, the worker's folder, the round trips)",
+)
 def grade_cluster_overhead_s() -> Result:
     local, remote = _local_and_cluster(OVERHEAD_SUBMISSIONS, 1)
     added = (remote - local) / OVERHEAD_SUBMISSIONS

@@ -9,9 +9,9 @@ measured inside one run are reported.
 from __future__ import annotations
 
 import json
-import statistics
-import time
 from typing import Any
+
+from course_lib.timing import benchmark
 
 from . import Result, Skip, figure
 
@@ -51,13 +51,11 @@ _TRIVIAL = "from mpi4py import MPI\nMPI.COMM_WORLD.Barrier()\n"
         "median wall time, start to every rank gone")
 def mpi_startup_seconds() -> Result:
     mpi = _mpi()
-    mpi.run_mpi(_TRIVIAL, n=STARTUP_RANKS, timeout=TIMEOUT)  # warm-up: file caches
-    times = []
-    for _ in range(STARTUP_REPEAT):
-        began = time.perf_counter()
-        mpi.run_mpi(_TRIVIAL, n=STARTUP_RANKS, timeout=TIMEOUT)
-        times.append(time.perf_counter() - began)
-    return Result(statistics.median(times), "s",
+    # one warm-up run (file caches), then STARTUP_REPEAT timed runs
+    timing = benchmark(mpi.run_mpi, _TRIVIAL, n=STARTUP_RANKS, timeout=TIMEOUT,
+                       repeat=STARTUP_REPEAT, warmup=1, loops=1)
+    times = timing.wall
+    return Result(timing.median, "s",
                   f"min {min(times):.3f} s, max {max(times):.3f} s over {STARTUP_REPEAT} runs")
 
 

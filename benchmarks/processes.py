@@ -38,9 +38,12 @@ def strided_checksum_shared(spec: Any) -> float:
 _CORES = usable_cores()
 
 
-@figure("pool_speedup", f">= {0.9 * _CORES:g}",
-        f"CPU-bound pure Python ({CPU_TASKS_PER_WORKER} tasks of ~{CPU_TASK_SECONDS * 1e3:g} ms per "
-        f"worker): a started pool of usable_cores() = {_CORES} processes vs serial")
+@figure(
+    "pool_speedup",
+    f">= {0.9 * _CORES:g}",
+    f"CPU-bound pure Python ({CPU_TASKS_PER_WORKER} tasks of ~{CPU_TASK_SECONDS * 1e3:g} ms per "
+    f"worker): a started pool of usable_cores() = {_CORES} processes vs serial",
+)
 def pool_speedup() -> Result:
     cores = usable_cores()
     steps = _steps_for(CPU_TASK_SECONDS)
@@ -54,14 +57,20 @@ def pool_speedup() -> Result:
             baseline="serial", workers={"pool": cores}, repeat=5, warmup=1, min_time=0.0,
         )
     row = comparison["pool"]
-    return Result(row.speedup, "x",
-                  f"{cores} worker(s) ({ctx.get_start_method()}), efficiency {row.efficiency:.0%}; "
-                  f"serial {comparison['serial'].timing.median:.3f} s, pool {row.timing.median:.3f} s")
+    return Result(
+        row.speedup,
+        "x",
+        f"{cores} worker(s) ({ctx.get_start_method()}), efficiency {row.efficiency:.0%}; "
+        f"serial {comparison['serial'].timing.median:.3f} s, pool {row.timing.median:.3f} s",
+    )
 
 
-@figure("pool_tiny_task_ratio", "informational (> 1: the pool loses on tiny tasks)",
-        f"squaring {TINY_ITEMS:,} ints: started pool.map (default chunksize) time / serial list(map) "
-        "time; the detail gives chunksize=1 and the best chunksize measured")
+@figure(
+    "pool_tiny_task_ratio",
+    "informational (> 1: the pool loses on tiny tasks)",
+    f"squaring {TINY_ITEMS:,} ints: started pool.map (default chunksize) time / serial list(map) "
+    "time; the detail gives chunksize=1 and the best chunksize measured",
+)
 def pool_tiny_task_ratio() -> Result:
     workers = max(2, usable_cores())
     numbers = list(range(TINY_ITEMS))

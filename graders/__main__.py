@@ -40,12 +40,25 @@ def _parser() -> argparse.ArgumentParser:
     release.add_argument("--check", action="store_true",
                          help="change nothing; exit 1 if notebooks/ is out of date")
 
-    check = commands.add_parser("check", help="run a notebook and report each exercise (visible tests)")
-    check.add_argument("notebook", type=Path, help="the notebook to check, e.g. notebooks/ch01_threads/01_threads.ipynb")
-    check.add_argument("--cell-timeout", type=_positive_int, default=60, metavar="S",
-                       help="seconds a cell may run (default 60)")
+    check = commands.add_parser(
+        "check", help="run a notebook and report each exercise (visible tests)"
+    )
+    check.add_argument(
+        "notebook",
+        type=Path,
+        help="the notebook to check, e.g. notebooks/ch01_threads/01_threads.ipynb",
+    )
+    check.add_argument(
+        "--cell-timeout",
+        type=_positive_int,
+        default=60,
+        metavar="S",
+        help="seconds a cell may run (default 60)",
+    )
 
-    grade = commands.add_parser("grade", help="autograde every submission under COURSE_DIR/submitted/")
+    grade = commands.add_parser(
+        "grade", help="autograde every submission under COURSE_DIR/submitted/"
+    )
     grade.add_argument("course_dir", type=Path, metavar="COURSE_DIR")
     grade.add_argument("--assignment", metavar="A", help="grade only this assignment")
     grade.add_argument("--workers", type=_positive_int, default=None, metavar="N",
@@ -59,12 +72,19 @@ def _parser() -> argparse.ArgumentParser:
     grade.add_argument("--budget", type=_positive_int, default=1800, metavar="S",
                        help="seconds a whole notebook may run (default 1800)")
     where = grade.add_mutually_exclusive_group()
-    where.add_argument("--scheduler", metavar="ADDRESS", default=None,
-                       help="grade on the workers of this running Dask scheduler, e.g. tcp://host:8786 "
-                            "(default: COURSE_DASK_SCHEDULER if set; see deploy/dask/README.md); "
-                            "--workers is then the number of submissions sent at once")
-    where.add_argument("--local", action="store_true",
-                       help="grade on this machine even if COURSE_DASK_SCHEDULER is set")
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="grade on the workers of this running Dask scheduler, e.g. tcp://host:8786 "
+        "(default: COURSE_DASK_SCHEDULER if set; see deploy/dask/README.md); "
+        "--workers is then the number of submissions sent at once",
+    )
+    where.add_argument(
+        "--local",
+        action="store_true",
+        help="grade on this machine even if COURSE_DASK_SCHEDULER is set",
+    )
     return parser
 
 
@@ -74,7 +94,10 @@ def _release(check: bool) -> int:
     if check:
         stale = stale_files()
         if stale:
-            print("notebooks/ is out of date; run `python -m graders release`. Differs:", file=sys.stderr)
+            print(
+                "notebooks/ is out of date; run `python -m graders release`. Differs:",
+                file=sys.stderr,
+            )
             for name in stale[:20]:
                 print(f"  {name}", file=sys.stderr)
             return 1
@@ -97,8 +120,13 @@ def _grade(args: argparse.Namespace) -> int:
     from .grade import grade_course
     from .report import GradingProgress, summary_table
 
-    options = dict(assignment=args.assignment, cell_timeout=args.cell_timeout, memory_mb=args.memory_mb,
-                   max_processes=args.max_processes, notebook_budget=args.budget)
+    options = dict(
+        assignment=args.assignment,
+        cell_timeout=args.cell_timeout,
+        memory_mb=args.memory_mb,
+        max_processes=args.max_processes,
+        notebook_budget=args.budget,
+    )
     scheduler = None
     if not args.local:
         from .cluster import scheduler_address
@@ -110,16 +138,30 @@ def _grade(args: argparse.Namespace) -> int:
 
             def connected(info: dict[str, dict[str, object]]) -> None:
                 kinds = sorted({str(item["isolation"]) for item in info.values()})
-                print(f"Dask scheduler {scheduler}: {len(info)} worker(s); their sandbox: {'; '.join(kinds)}",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"Dask scheduler {scheduler}: {len(info)} worker(s); "
+                    f"their sandbox: {'; '.join(kinds)}",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
-            rows = grade_on_cluster(args.course_dir, scheduler, in_flight=args.workers, on_connect=connected,
-                                    progress=bar.update, on_start=bar.start, **options)
+            rows = grade_on_cluster(
+                args.course_dir,
+                scheduler,
+                in_flight=args.workers,
+                on_connect=connected,
+                progress=bar.update,
+                on_start=bar.start,
+                **options,
+            )
         else:
             rows = grade_course(args.course_dir, workers=args.workers, progress=bar.update,
                                 on_start=bar.start, **options)
     print(summary_table(rows))
-    print(f"Grades in {args.course_dir / 'grades.csv'}; details in {args.course_dir / 'grades-detail.csv'}")
+    print(
+        f"Grades in {args.course_dir / 'grades.csv'}; "
+        f"details in {args.course_dir / 'grades-detail.csv'}"
+    )
     return 0
 
 

@@ -24,10 +24,11 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 from nbformat import NotebookNode
+
+from . import nbio
 
 from .tamper import names_bound
 
@@ -58,7 +59,7 @@ class Runner:
     def __init__(self, job: dict[str, Any], progress: TextIO) -> None:
         self.job = job
         self.progress = progress
-        self.nb = nbformat.read(job["notebook"], as_version=4)
+        self.nb = nbio.read(job["notebook"])
         self.secret = secrets.token_hex(16)
         self.guard_ok = True
         self.client = NotebookClient(
@@ -105,12 +106,13 @@ class Runner:
         """
         nonce = secrets.token_hex(8)
         extra = "".join(f", {arg!r}" for arg in args)
-        expression = f"__import__('graders._guard', fromlist=['call']).call({what!r}, {nonce!r}{extra})"
+        expression = (f"__import__('graders._guard', fromlist=['call'])"
+                      f".call({what!r}, {nonce!r}{extra})")
         content = await self._silent("", {"g": expression})
         if content is None:
             return {"unanswered": True}
         try:
-            value = content["user_expressions"]["g"]["data"]["text/plain"]  # type: ignore[index]
+            value = content["user_expressions"]["g"]["data"]["text/plain"]
             payload = json.loads(ast.literal_eval(value))
         except Exception:
             return None
@@ -163,7 +165,7 @@ class Runner:
                 outputs = list(cell.get("outputs", []))
                 if status == "error" and not any(o.get("output_type") == "error" for o in outputs):
                     content = self.last_reply.get("content", {})
-                    outputs.append(nbformat.v4.new_output(
+                    outputs.append(nbio.new_output(
                         "error", ename=content.get("ename", "Error"),
                         evalue=content.get("evalue", ""),
                         traceback=content.get("traceback") or [
@@ -173,7 +175,7 @@ class Runner:
                 if (time.monotonic() - started >= limit - 0.5
                         and not any(o.get("ename") == "CellTimeoutError" for o in outputs)):
                     # nbclient interrupted the kernel: say why, not just "KeyboardInterrupt".
-                    outputs.append(nbformat.v4.new_output(
+                    outputs.append(nbio.new_output(
                         "error", ename="CellTimeoutError",
                         evalue=f"the cell ran past its {limit:g} s limit and was interrupted",
                         traceback=[f"CellTimeoutError: the cell ran past its {limit:g} s limit "

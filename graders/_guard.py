@@ -93,7 +93,9 @@ def install(secret: str, student_names: list[str]) -> str:
     sys_attrs = {name: getattr(sys, name) for name in _SYS_NAMES}
     shell_class_attrs = {(cls, name): cls.__dict__[name] for cls in type(shell).__mro__
                          for name in _SHELL_METHODS if name in cls.__dict__}
-    shell_instance_attrs = {name: vars(shell)[name] for name in _SHELL_METHODS if name in vars(shell)}
+    shell_instance_attrs = {
+        name: vars(shell)[name] for name in _SHELL_METHODS if name in vars(shell)
+    }
     hooks = {event: list(callbacks) for event, callbacks in shell.events.callbacks.items()}
     transformer_lists = [lst for lst in (
         getattr(shell, "ast_transformers", None),
@@ -156,7 +158,9 @@ def install(secret: str, student_names: list[str]) -> str:
         # Libraries register hooks too (matplotlib's inline backend does): only
         # callables written in the notebook are taken out.
         for event, callbacks in shell.events.callbacks.items():
-            added = [cb for cb in callbacks if cb not in hooks.get(event, []) and _from_notebook(cb)]
+            added = [
+                cb for cb in callbacks if cb not in hooks.get(event, []) and _from_notebook(cb)
+            ]
             if added:
                 callbacks[:] = [cb for cb in callbacks if cb not in added]
                 found.append(f"an IPython {event} hook was registered")

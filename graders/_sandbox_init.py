@@ -150,7 +150,8 @@ def run_as_init(argv: list[str], env: dict[str, str]) -> int:
 def main(argv: list[str]) -> int:
     config = json.loads(argv[0])
     die_with_parent()
-    if os.getppid() != config.get("parent", os.getppid()):  # the grader died before we could follow it
+    # the grader died before we could follow it
+    if os.getppid() != config.get("parent", os.getppid()):
         return SETUP_FAILED
     payload = list(config["argv"])
     env = dict(os.environ)

@@ -32,8 +32,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-import nbformat
-
+from . import nbio
 from .grade import GradeRow, RunSettings, SubmissionJob, grade_course, not_run, stage_inputs
 from .notebooks import UsageError
 from .sandbox import Isolation
@@ -48,11 +47,15 @@ from .worker import (
 
 __all__ = ["ClusterRunner", "connect", "check_workers", "grade_on_cluster", "scheduler_address"]
 
-_START_HINT = "start one with `dask scheduler` and `dask worker ADDRESS` (see deploy/dask/README.md)"
+_START_HINT = (
+    "start one with `dask scheduler` and `dask worker ADDRESS` (see deploy/dask/README.md)"
+)
 
 
 def scheduler_address(given: str | None) -> str | None:
-    """``given``, else the ``COURSE_DASK_SCHEDULER`` setting (environment or cluster.toml), else None."""
+    """``given``, else the ``COURSE_DASK_SCHEDULER`` setting (environment or cluster.toml).
+
+    None when neither names a scheduler."""
     if given:
         return given
     from course_lib.distributed import DistributedError, config
@@ -69,16 +72,22 @@ def connect(address: str, timeout: float = 10.0) -> Iterator[Any]:
     try:
         import distributed
     except ImportError:
-        raise UsageError("grading on a cluster needs Dask: pip install -e '.[distributed]'") from None
+        raise UsageError(
+            "grading on a cluster needs Dask: pip install -e '.[distributed]'"
+        ) from None
     try:
-        client = distributed.Client(address, timeout=timeout, set_as_default=False)
+        # distributed's Client has no annotations: the ignore is for that untyped call only
+        client = distributed.Client(  # type: ignore[no-untyped-call]
+            address, timeout=timeout, set_as_default=False)
     except Exception as exc:  # OSError, TimeoutError, ValueError for a malformed address
         reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise UsageError(f"cannot reach the Dask scheduler at {address} ({reason}); {_START_HINT}") from None
+        raise UsageError(
+            f"cannot reach the Dask scheduler at {address} ({reason}); {_START_HINT}"
+        ) from None
     try:
         yield client
     finally:
-        client.close(timeout=timeout)
+        client.close(timeout=timeout)  # type: ignore[no-untyped-call]  # untyped distributed
 
 
 def check_workers(client: Any, timeout: float = 60.0) -> dict[str, dict[str, Any]]:
@@ -86,16 +95,23 @@ def check_workers(client: Any, timeout: float = 60.0) -> dict[str, dict[str, Any
     try:
         client.wait_for_workers(1, timeout=timeout)
     except Exception:
-        raise UsageError(f"the Dask scheduler has no workers after {timeout:g} s; "
-                         f"start some with `dask worker {client.scheduler.address} --nthreads 1`") from None
+        raise UsageError(
+            f"the Dask scheduler has no workers after {timeout:g} s; "
+            f"start some with `dask worker {client.scheduler.address} --nthreads 1`"
+        ) from None
     answers: dict[str, Any] = client.run(describe, on_error="return")
     info: dict[str, dict[str, Any]] = {}
     for address, answer in sorted(answers.items()):
         if isinstance(answer, dict):
             info[address] = answer
-        elif not isinstance(answer, (OSError, TimeoutError)) and "Comm" not in type(answer).__name__:
-            raise UsageError(f"the Dask worker {address} cannot run the grader ({type(answer).__name__}: "
-                             f"{answer}); install the course on every worker (pip install -e . in the repository)")
+        elif (
+            not isinstance(answer, (OSError, TimeoutError)) and "Comm" not in type(answer).__name__
+        ):
+            raise UsageError(
+                f"the Dask worker {address} cannot run the grader ({type(answer).__name__}: "
+                f"{answer}); install the course on every worker "
+                "(pip install -e . in the repository)"
+            )
         # else: a worker that went away meanwhile; the scheduler stops sending it work
     if not info:
         raise UsageError(f"no Dask worker of {client.scheduler.address} answered; "
@@ -136,7 +152,7 @@ class ClusterRunner:
         given = self.isolation
         request = {
             "protocol": PROTOCOL, "assignment": job.assignment, "student": job.student,
-            "notebooks": {name: nbformat.writes(nb) for name, nb in job.notebooks.items()},
+            "notebooks": {name: nbio.writes(nb) for name, nb in job.notebooks.items()},
             "student_names": job.student_names,
             "cell_timeout": settings.cell_timeout, "budget": settings.budget,
             "memory_mb": settings.limits.memory_mb, "max_processes": settings.limits.max_processes,
@@ -167,7 +183,7 @@ class ClusterRunner:
             future.release()
             shutil.rmtree(staged, ignore_errors=True)
         for name, text in answer["notebooks"].items():
-            job.notebooks[name] = nbformat.reads(text, as_version=4)
+            job.notebooks[name] = nbio.reads(text)
         unpack_folder(answer["files"], built)
         self.graded_on[(job.assignment, job.student)] = answer["worker"]
         return list(answer["hints"]), list(answer["notes"])

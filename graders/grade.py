@@ -43,21 +43,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nbformat
 from nbformat import NotebookNode
 
-from ._run import last_error, run_nbgrader
+from . import nbio
+from .nbgrader_cli import last_error, run_nbgrader
 from .notebooks import UsageError, nbgrader_meta, read_notebook
 from .results import CSV_COLUMNS, GradeRow, atomic_write, write_detail_csv, write_grades_csv
 from .sandbox import Isolation, Limits, Sandbox, detect_isolation
 from .tamper import ReleasedCell, ReleasedNotebook, inspect_submission, names_bound
 
-__all__ = ["GradeRow", "grade_course", "write_grades_csv", "CSV_COLUMNS", "STATUSES", "usable_cores",
-           "RunSettings", "SubmissionJob", "Runner", "stage_inputs", "run_staged", "not_run", "prepare_assignment"]
+__all__ = ["GradeRow", "grade_course", "write_grades_csv", "CSV_COLUMNS", "STATUSES",
+           "usable_cores", "RunSettings", "SubmissionJob", "Runner", "stage_inputs", "run_staged",
+           "not_run", "prepare_assignment"]
 
-STATUSES = ("graded", "timeout", "kernel-died", "memory-limit", "invalid-notebook", "tampered", "error")
+STATUSES = ("graded", "timeout", "kernel-died", "memory-limit", "invalid-notebook", "tampered",
+            "error")
 # The status a submission gets when several things went wrong: the first that applies.
-_PRIORITY = ("invalid-notebook", "tampered", "memory-limit", "kernel-died", "timeout", "error", "graded")
+_PRIORITY = ("invalid-notebook", "tampered", "memory-limit", "kernel-died", "timeout", "error",
+             "graded")
 _STATE_FILE = ".graders-release.json"
 _MAX_OUTPUT_CHARS = 200_000
 # nbgrader's exchange files of a submission: kept out of the sandbox, copied as they are into
@@ -84,17 +87,23 @@ def _check_course_dir(course_dir: Path, assignment: str | None) -> list[str]:
     if not course_dir.is_dir():
         raise UsageError(f"{course_dir}: not a folder (expected a course directory)")
     if not (course_dir / "nbgrader_config.py").is_file():
-        raise UsageError(f"{course_dir}: no nbgrader_config.py (copy graders/nbgrader_config.py there)")
+        raise UsageError(
+            f"{course_dir}: no nbgrader_config.py (copy graders/nbgrader_config.py there)"
+        )
     source = course_dir / "source"
     if not source.is_dir():
         raise UsageError(f"{course_dir}: no source/ folder with the assignments")
     if not (course_dir / "submitted").is_dir():
-        raise UsageError(f"{course_dir}: no submitted/ folder (expected submitted/<student>/<assignment>/)")
+        raise UsageError(
+            f"{course_dir}: no submitted/ folder (expected submitted/<student>/<assignment>/)"
+        )
     assignments = sorted(p.name for p in source.iterdir() if p.is_dir())
     if assignment is not None:
         if assignment not in assignments:
             known = ", ".join(assignments) or "none"
-            raise UsageError(f"{course_dir}: no assignment {assignment!r} in source/ (known: {known})")
+            raise UsageError(
+                f"{course_dir}: no assignment {assignment!r} in source/ (known: {known})"
+            )
         return [assignment]
     if not assignments:
         raise UsageError(f"{course_dir}/source: no assignments")
@@ -120,7 +129,11 @@ def _ignored(course_dir: Path) -> list[str]:
 def _source_digest(course_dir: Path, assignment: str) -> str:
     digest = hashlib.sha256((course_dir / "nbgrader_config.py").read_bytes())
     for path in sorted((course_dir / "source" / assignment).rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts and ".ipynb_checkpoints" not in path.parts:
+        if (
+            path.is_file()
+            and "__pycache__" not in path.parts
+            and ".ipynb_checkpoints" not in path.parts
+        ):
             digest.update(str(path.relative_to(course_dir)).encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -136,7 +149,9 @@ def _generate(course_dir: Path, db_url: str, assignment: str) -> None:
     digest = _source_digest(course_dir, assignment)
     if state.get(assignment) == [digest, db_url] and _in_gradebook(db_url, assignment):
         return
-    code, output = run_nbgrader(course_dir, ["generate_assignment", assignment, "--force"], timeout=600)
+    code, output = run_nbgrader(
+        course_dir, ["generate_assignment", assignment, "--force"], timeout=600
+    )
     if code != 0:
         raise UsageError(f"nbgrader could not prepare {assignment}: {last_error(output)}")
     state[assignment] = [digest, db_url]
@@ -177,7 +192,7 @@ def _released(course_dir: Path, db_url: str, assignment: str) -> dict[str, Relea
         path = course_dir / "source" / assignment / f"{name}.ipynb"
         student_names: set[str] = set()
         if path.is_file():
-            for cell in nbformat.read(path, as_version=4).cells:
+            for cell in nbio.read(path).cells:
                 meta = cell.get("metadata", {}).get("nbgrader", {})
                 if cell.cell_type == "code" and isinstance(meta, dict) and meta.get("solution"):
                     student_names.update(names_bound(cell.source))
@@ -228,7 +243,13 @@ def _sanitize(nb: NotebookNode, resources: dict[str, Any]) -> NotebookNode:
         OverwriteKernelspec,
     )
 
-    for preprocessor in (ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata):
+    for preprocessor in (
+        ClearOutput,
+        DeduplicateIds,
+        OverwriteKernelspec,
+        OverwriteCells,
+        CheckCellMetadata,
+    ):
         nb, resources = preprocessor(log=_QUIET).preprocess(nb, resources)
     return nb
 
@@ -306,13 +327,17 @@ def stage_inputs(settings: RunSettings, inputs: list[Path], workdir: Path) -> No
         _copy_files(folder, workdir, settings.ignore)
 
 
-def run_staged(settings: RunSettings, job: SubmissionJob, workdir: Path, built: Path) -> tuple[list[str], list[str]]:
-    """Run each notebook of ``job`` in its own sandbox in ``workdir``; files for autograded/ go to ``built``."""
+def run_staged(
+    settings: RunSettings, job: SubmissionJob, workdir: Path, built: Path
+) -> tuple[list[str], list[str]]:
+    """Run each notebook of ``job`` in its own sandbox in ``workdir``.
+
+    The files for autograded/ go to ``built``."""
     hints: list[str] = []
     notes: list[str] = []
     for name, nb in job.notebooks.items():
         nb_path = workdir / f"{name}.ipynb"
-        nbformat.write(nb, nb_path)
+        nbio.write(nb, nb_path)
         kernel = nb.metadata.get("kernelspec", {}).get("name", "python3")
         run = _execute(settings, workdir, nb_path, job.student_names.get(name, []), kernel)
         nb_hints, nb_notes = _apply_run(nb, run, settings.budget)
@@ -370,7 +395,7 @@ def _execute(ctx: _Context | RunSettings, workdir: Path, nb_path: Path, student_
 
 
 def _not_run(reason: str) -> NotebookNode:
-    return nbformat.v4.new_output("error", ename="NotRun", evalue=reason,
+    return nbio.new_output("error", ename="NotRun", evalue=reason,
                                   traceback=[f"NotRun: {reason}"])
 
 
@@ -383,8 +408,14 @@ def _cap(outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         size = len(json.dumps(output))
         if total + size > _MAX_OUTPUT_CHARS and output.get("output_type") != "error":
             if not truncated:
-                kept.append({"output_type": "stream", "name": "stdout", "text":
-                             f"[output truncated by the grader after {_MAX_OUTPUT_CHARS} characters]\n"})
+                kept.append(
+                    {
+                        "output_type": "stream",
+                        "name": "stdout",
+                        "text": "[output truncated by the grader after "
+                        f"{_MAX_OUTPUT_CHARS} characters]\n",
+                    }
+                )
                 truncated = True
             continue
         total += size
@@ -442,7 +473,7 @@ def _apply_run(nb: NotebookNode, run: _NotebookRun, budget: float) -> tuple[list
                     output["name"] = "stdout"
         if index == stopped_at:
             outputs.append(_not_run(reason))
-        cell.outputs = [nbformat.from_dict(o) for o in outputs]
+        cell.outputs = [nbio.from_dict(o) for o in outputs]
         cell.execution_count = record.get("execution_count")
         tampering.extend(record.get("tampering", []))
         if record.get("guard_unanswered"):
@@ -455,7 +486,9 @@ def _apply_run(nb: NotebookNode, run: _NotebookRun, budget: float) -> tuple[list
     if tampering:
         hints.append("tampered")
         unique = list(dict.fromkeys(tampering))
-        notes.append("while running: " + "; ".join(unique[:5]) + (" ..." if len(unique) > 5 else ""))
+        notes.append(
+            "while running: " + "; ".join(unique[:5]) + (" ..." if len(unique) > 5 else "")
+        )
     if reason:
         notes.append(reason)
     return hints, notes
@@ -478,14 +511,18 @@ def _save_grades(ctx: _Context, nb: NotebookNode, resources: dict[str, Any],
     for preprocessor in steps:
         nb, resources = preprocessor(log=_QUIET).preprocess(nb, resources)
     present = {cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") for cell in nb.cells}
-    missing = [gid for gid, c in released.cells.items() if c.points is not None and gid not in present]
+    missing = [
+        gid for gid, c in released.cells.items() if c.points is not None and gid not in present
+    ]
     if missing:
         # A graded cell the notebook no longer has (deleted, or its metadata stripped) is left
         # to the instructor, as nbgrader leaves it: no automatic score, flagged for manual grading.
         info = resources["nbgrader"]
         with Gradebook(ctx.db_url) as gb:
             for grade_id in missing:
-                grade = gb.find_grade(grade_id, info["notebook"], info["assignment"], info["student"])
+                grade = gb.find_grade(
+                    grade_id, info["notebook"], info["assignment"], info["student"]
+                )
                 grade.auto_score = None
                 grade.needs_manual_grade = True
             gb.db.commit()
@@ -517,7 +554,9 @@ def _needs_manual(db_url: str, assignment: str, student: str) -> list[str]:
             submission = gb.find_submission(assignment, student)
         except MissingEntry:
             return []
-        return sorted(g.name for nb in submission.notebooks for g in nb.grades if g.needs_manual_grade)
+        return sorted(
+            g.name for nb in submission.notebooks for g in nb.grades if g.needs_manual_grade
+        )
 
 
 def _zero_submission(ctx: _Context, assignment: str, student: str, notebooks: list[str]) -> None:
@@ -628,7 +667,7 @@ def _grade_one(ctx: _Context, assignment: str, student: str) -> GradeRow:
                 resources = _resources(ctx, assignment, student, name)
                 resources["nbgrader"]["timestamped"] = timestamp is not None
                 nb = _save_grades(ctx, nb, resources, released[name])
-                nbformat.write(nb, built / f"{name}.ipynb")
+                nbio.write(nb, built / f"{name}.ipynb")
                 present = {nbgrader_meta(cell).get("grade_id") for cell in nb.cells}
                 lost = [gid for gid, c in released[name].cells.items()
                         if c.points is not None and gid not in present]
@@ -704,14 +743,18 @@ def grade_course(
     for name in assignments:
         _generate(course_dir, db_url, name)
         ctx.released[name] = _released(course_dir, db_url, name)
-        students = sorted(p.parent.name for p in (course_dir / "submitted").glob(f"*/{name}") if p.is_dir())
+        students = sorted(
+            p.parent.name for p in (course_dir / "submitted").glob(f"*/{name}") if p.is_dir()
+        )
         jobs.extend((name, student) for student in students)
     if on_start is not None:
         on_start(len(jobs), ctx.isolation)
     shm_before = _shm_entries()
     rows: list[GradeRow] = []
     warnings.filterwarnings("ignore", message=".*not in session.*")
-    with ThreadPoolExecutor(max_workers=workers or usable_cores(), thread_name_prefix="grade") as pool:
+    with ThreadPoolExecutor(
+        max_workers=workers or usable_cores(), thread_name_prefix="grade"
+    ) as pool:
         futures = [pool.submit(_grade_one, ctx, a, s) for a, s in jobs]
         for future in futures:
             row = future.result()
@@ -729,6 +772,6 @@ def grade_course(
 
 
 def prepare_assignment(course_dir: Path, assignment: str) -> None:
-    """``nbgrader generate_assignment`` for ``assignment`` (skipped while its source is unchanged)."""
+    """``nbgrader generate_assignment`` for ``assignment``, skipped while its source is the same."""
     course_dir = course_dir.resolve()
     _generate(course_dir, _db_url(course_dir), assignment)

@@ -4,6 +4,13 @@
 this file as the course configuration; a class's own COURSE_DIR carries a copy.
 """
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # nbgrader injects get_config when it runs this file
+    from traitlets.config import Config
+
+    def get_config() -> Config: ...
+
 c = get_config()  # noqa: F821  (nbgrader injects get_config)
 
 c.CourseDirectory.course_id = "parallel-python"

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nbformat
 from nbformat import NotebookNode
+
+from . import nbio
 
 __all__ = [
     "REPO_ROOT",
@@ -75,12 +76,14 @@ def read_notebook(path: Path) -> NotebookNode:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UsageError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
-    if not isinstance(raw, dict) or not ("cells" in raw or "worksheets" in raw or "nbformat" in raw):
+    if not isinstance(raw, dict) or not (
+        "cells" in raw or "worksheets" in raw or "nbformat" in raw
+    ):
         raise UsageError(f"{path}: not a Jupyter notebook (no 'cells' list)")
     # nbformat converts older formats first: v3 notebooks keep their cells under 'worksheets'.
     try:
-        nb = nbformat.reads(text, as_version=4)
-        nbformat.validate(nb)
+        nb = nbio.reads(text)
+        nbio.validate(nb)
     except Exception as exc:  # nbformat raises several unrelated types
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"{path}: not a valid notebook ({first_line})") from None
@@ -170,11 +173,11 @@ def find_source_for(nb: NotebookNode, name: str, source_dir: Path = SOURCE_DIR) 
     if not ids:
         raise UsageError(f"{name}: has no graded test cells; is it a notebook of this course?")
     for assignment, path in source_notebooks(source_dir):
-        source_ids = {c.grade_id for c in grade_cells(nbformat.read(path, as_version=4))}
+        source_ids = {c.grade_id for c in grade_cells(nbio.read(path))}
         if path.name == name and ids <= source_ids:
             return assignment, path
     for assignment, path in source_notebooks(source_dir):
-        source_ids = {c.grade_id for c in grade_cells(nbformat.read(path, as_version=4))}
+        source_ids = {c.grade_id for c in grade_cells(nbio.read(path))}
         if ids & source_ids:
             raise UsageError(
                 f"{name}: its exercises belong to {assignment}/{path.name}; "

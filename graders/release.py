@@ -13,9 +13,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import nbformat
-
-from ._run import last_error, run_nbgrader
+from . import nbio
+from .nbgrader_cli import last_error, run_nbgrader
 from .notebooks import (
     COURSE_DIR,
     SOURCE_DIR,
@@ -33,7 +32,9 @@ KEPT_FILES = {"README.md"}
 
 
 def _validate_sources(source_dir: Path) -> list[str]:
-    chapters = sorted(p.name for p in source_dir.iterdir() if p.is_dir()) if source_dir.is_dir() else []
+    chapters = (
+        sorted(p.name for p in source_dir.iterdir() if p.is_dir()) if source_dir.is_dir() else []
+    )
     if not chapters:
         raise UsageError(f"{source_dir}: no chapter folders to release")
     for chapter in chapters:
@@ -43,7 +44,9 @@ def _validate_sources(source_dir: Path) -> list[str]:
     return chapters
 
 
-def build_student_edition(target: Path, source_dir: Path = SOURCE_DIR, config: Path | None = None) -> list[str]:
+def build_student_edition(
+    target: Path, source_dir: Path = SOURCE_DIR, config: Path | None = None
+) -> list[str]:
     """Write the student edition of every chapter into ``target`` (which must not exist)."""
     chapters = _validate_sources(source_dir)
     config = config or COURSE_DIR / "nbgrader_config.py"
@@ -55,7 +58,9 @@ def build_student_edition(target: Path, source_dir: Path = SOURCE_DIR, config: P
                         ignore=shutil.ignore_patterns(".*", "__pycache__"))
         shutil.copy(config, root / "nbgrader_config.py")
         for chapter in chapters:
-            code, output = run_nbgrader(root, ["generate_assignment", chapter, "--force", "--no-db"], timeout=600)
+            code, output = run_nbgrader(
+                root, ["generate_assignment", chapter, "--force", "--no-db"], timeout=600
+            )
             if code != 0:
                 raise UsageError(f"nbgrader could not release {chapter}: {last_error(output)}")
         shutil.copytree(root / "release", target)
@@ -66,12 +71,12 @@ def build_student_edition(target: Path, source_dir: Path = SOURCE_DIR, config: P
 
 def _normalise(path: Path) -> None:
     """Stable bytes for the same content, so `release --check` compares fairly."""
-    nb = nbformat.read(path, as_version=4)
+    nb = nbio.read(path)
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
-    nbformat.write(nb, path)
+    nbio.write(nb, path)
 
 
 def _tree(root: Path) -> dict[str, bytes]:

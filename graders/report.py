@@ -64,7 +64,9 @@ def summary_table(rows: list[GradeRow]) -> str:
                       *[str(counts.get(s, 0)) for s in statuses]])
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for i, row in enumerate(table):
-        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip())
+        lines.append(
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip()
+        )
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
     review = [r for r in rows if r.status != "graded" or r.detail]

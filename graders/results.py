@@ -9,12 +9,11 @@ graded this time are kept, and a crash never leaves a half-written file.
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import IO, Any
+
+from course_lib import fileio
 
 __all__ = ["CSV_COLUMNS", "DETAIL_COLUMNS", "GradeRow", "atomic_write", "write_detail_csv",
            "write_grades_csv"]
@@ -37,27 +36,16 @@ class GradeRow:
     needs_manual: list[str] = field(default_factory=list)
 
     def csv_row(self) -> list[str]:
-        return [self.student_id, self.assignment, f"{self.score:g}", f"{self.max_score:g}", self.status]
+        return [self.student_id, self.assignment, f"{self.score:g}", f"{self.max_score:g}",
+                self.status]
 
     def detail_row(self) -> list[str]:
         return [*self.csv_row(), f"{self.seconds:.1f}", self.detail]
 
 
-def _write_atomically(path: Path, write: Callable[[TextIO], None]) -> None:
-    """Write through a temporary file in the same folder, then rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def atomic_write(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` in one rename: readers see the old file or the new one."""
-    _write_atomically(path, lambda handle: handle.write(text))
+    fileio.atomic_write(path, text)
 
 
 def _rewrite_csv(path: Path, columns: list[str], new: list[list[str]],
@@ -71,12 +59,12 @@ def _rewrite_csv(path: Path, columns: list[str], new: list[list[str]],
                         if len(r) == len(columns) and r[1] not in replace_assignments]
     rows = sorted(kept + new, key=lambda r: (r[1], r[0]))
 
-    def write(handle: TextIO) -> None:
+    def write(handle: IO[Any]) -> None:
         writer = csv.writer(handle)
         writer.writerow(columns)
         writer.writerows(rows)
 
-    _write_atomically(path, write)
+    fileio.atomic_write_with(path, write)
 
 
 def write_grades_csv(path: Path, rows: list[GradeRow], replace_assignments: set[str]) -> None:

@@ -19,6 +19,7 @@ The strongest isolation the machine allows is chosen once per grading run
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -31,13 +32,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from course_lib.proc import kill_tree
+import psutil
+
+from course_lib import proc
 
 __all__ = ["Isolation", "Limits", "Sandbox", "SandboxResult", "detect_isolation", "MARKER_VAR"]
 
 MARKER_VAR = "GRADERS_SANDBOX"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-PROC = Path("/proc")  # Linux; elsewhere psutil answers the same questions
 
 
 @dataclass(frozen=True)
@@ -151,31 +153,15 @@ def detect_isolation() -> Isolation:
 def _marked_pids(token: str) -> list[int]:
     """Processes whose environment carries the sandbox's marker (not this one).
 
-    Reads ``/proc/PID/environ`` where there is a ``/proc``; elsewhere (macOS, Windows)
-    psutil reads the environments it may.
+    psutil reads the environments it may (``/proc/PID/environ`` on Linux); a
+    process that exited, or whose environment is not ours to read, is skipped.
     """
-    needle = f"{MARKER_VAR}={token}"
     found = []
-    if PROC.is_dir():
-        raw = needle.encode()
-        for entry in PROC.iterdir():
-            if not entry.name.isdigit() or int(entry.name) == os.getpid():
-                continue
-            try:
-                environ = (entry / "environ").read_bytes()
-            except OSError:
-                continue
-            if raw in environ.split(b"\0"):
-                found.append(int(entry.name))
-        return found
-    import psutil
-
-    key, _, value = needle.partition("=")
     for process in psutil.process_iter():
         if process.pid == os.getpid():
             continue
         try:
-            if process.environ().get(key) == value:
+            if process.environ().get(MARKER_VAR) == token:
                 found.append(process.pid)
         except (psutil.Error, OSError):
             continue
@@ -183,13 +169,12 @@ def _marked_pids(token: str) -> list[int]:
 
 
 def _kill(pids: list[int]) -> None:
-    import psutil
-
+    """Kill these processes (SIGKILL, or TerminateProcess on Windows); wait 20 ms at most."""
+    processes = []
     for pid in pids:
-        try:
-            psutil.Process(pid).kill()  # SIGKILL, or TerminateProcess on Windows
-        except (psutil.Error, OSError):
-            pass
+        with contextlib.suppress(psutil.Error):
+            processes.append(psutil.Process(pid))
+    proc.kill_all(processes, timeout=0.02)
 
 
 def _uid() -> int | None:
@@ -288,14 +273,16 @@ class Sandbox:
             env["TMPDIR"] = "/tmp"
         return env
 
-    def run(self, argv: list[str], env: dict[str, str], timeout: float, log_path: Path) -> SandboxResult:
+    def run(self, argv: list[str], env: dict[str, str], timeout: float,
+            log_path: Path) -> SandboxResult:
         """Run ``argv`` in the sandbox until it exits or ``timeout`` s pass; then kill the rest."""
         limits = self.limits
         if self.isolation.cgroup:
             self._make_cgroups()
         config = {
             "argv": argv,
-            "parent": os.getpid(),  # the sandbox dies with this process (_sandbox_init.die_with_parent)
+            # the sandbox dies with this process (_sandbox_init.die_with_parent)
+            "parent": os.getpid(),
             "namespaces": self.isolation.namespaces,
             "network": limits.network,
             "cgroups": [str(c) for c in self.cgroups],
@@ -344,7 +331,7 @@ class Sandbox:
         """Kill every process of the sandbox, by session, cgroup and marker; wait for them."""
         if self._proc is not None:
             # Its session and every descendant (os.killpg where it exists, else psutil).
-            kill_tree(self._proc, timeout=10)
+            proc.kill_tree(self._proc, timeout=10)
             self._proc.wait()
         for _ in range(100):
             pids = set(self._cgroup_pids())
@@ -375,28 +362,15 @@ class Sandbox:
 
 
 def _user_process_count() -> int:
-    """How many processes this user runs (``/proc`` where it exists, else psutil)."""
+    """How many processes this user runs (by real user id, as ``RLIMIT_NPROC`` counts)."""
     uid = _uid()
     if uid is None:
         return 0
     count = 0
-    if PROC.is_dir():
-        for entry in PROC.iterdir():
-            if entry.name.isdigit():
-                try:
-                    if entry.stat().st_uid == uid:
-                        count += 1
-                except OSError:
-                    pass
-        return count
-    import psutil
-
-    for process in psutil.process_iter():
-        try:
-            if process.uids().real == uid:
-                count += 1
-        except (psutil.Error, AttributeError):
-            continue
+    for process in psutil.process_iter(["uids"]):
+        uids = process.info.get("uids")
+        if uids is not None and uids.real == uid:
+            count += 1
     return count
 
 

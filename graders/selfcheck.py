@@ -86,7 +86,9 @@ def check_notebook(
     for test in tests:
         cell = nb.cells[test.index]
         if cell.get("execution_count") is None and not cell.get("outputs"):
-            results.append(ExerciseResult(test.grade_id, test.points, "not run", died or "not executed"))
+            results.append(
+                ExerciseResult(test.grade_id, test.points, "not run", died or "not executed")
+            )
             continue
         error = _error_of(cell)
         if error is None:
@@ -107,12 +109,22 @@ def check_notebook(
             results.append(ExerciseResult(test.grade_id, test.points, "not started",
                                           "replace `raise NotImplementedError()` with your answer"))
         elif ename == "CellTimeoutError":
-            results.append(ExerciseResult(test.grade_id, test.points, "failed",
-                                          f"the test did not finish within {cell_timeout} s (a deadlock?)"))
+            results.append(
+                ExerciseResult(
+                    test.grade_id,
+                    test.points,
+                    "failed",
+                    f"the test did not finish within {cell_timeout} s (a deadlock?)",
+                )
+            )
         elif ename == "AssertionError":
-            results.append(ExerciseResult(test.grade_id, test.points, "failed", evalue or "assertion failed"))
+            results.append(
+                ExerciseResult(test.grade_id, test.points, "failed", evalue or "assertion failed")
+            )
         else:
-            results.append(ExerciseResult(test.grade_id, test.points, "failed", f"{ename}: {evalue}"))
+            results.append(
+                ExerciseResult(test.grade_id, test.points, "failed", f"{ename}: {evalue}")
+            )
     return results
 
 

@@ -28,12 +28,18 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import nbformat
-
+from . import nbio
 from .grade import RunSettings, SubmissionJob, run_staged
 from .sandbox import Isolation, Limits, detect_isolation
 
-__all__ = ["grade_submission", "describe", "pack_folder", "unpack_folder", "sweep_abandoned", "PROTOCOL"]
+__all__ = [
+    "grade_submission",
+    "describe",
+    "pack_folder",
+    "unpack_folder",
+    "sweep_abandoned",
+    "PROTOCOL",
+]
 
 # Bumped when the request or the answer changes shape: the coordinator refuses workers
 # that run another version of the course.
@@ -87,7 +93,8 @@ def _pid_alive(pid: int) -> bool:
     except ImportError:  # pragma: no cover - psutil comes with distributed
         return True
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE  # killed, not yet reaped: gone
+        # killed, not yet reaped: gone
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False
     except psutil.Error:
@@ -120,7 +127,7 @@ def grade_submission(request: dict[str, Any]) -> dict[str, Any]:
         cell_timeout=int(request["cell_timeout"]), budget=float(request["budget"]),
         limits=Limits(memory_mb=request["memory_mb"], max_processes=int(request["max_processes"])),
         isolation=isolation, ignore=list(request["ignore"]))
-    notebooks = {name: nbformat.reads(text, as_version=4) for name, text in request["notebooks"].items()}
+    notebooks = {name: nbio.reads(text) for name, text in request["notebooks"].items()}
     job = SubmissionJob(request["assignment"], request["student"], notebooks,
                         {name: list(names) for name, names in request["student_names"].items()})
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in job.student)[:40]
@@ -130,7 +137,7 @@ def grade_submission(request: dict[str, Any]) -> dict[str, Any]:
         unpack_folder(request["files"], workdir)
         built = work_root / "autograded"
         hints, notes = run_staged(settings, job, workdir, built)
-        return {"notebooks": {name: nbformat.writes(nb) for name, nb in job.notebooks.items()},
+        return {"notebooks": {name: nbio.writes(nb) for name, nb in job.notebooks.items()},
                 "hints": hints, "notes": notes, "files": pack_folder(built),
                 "worker": f"{platform.node()}:{os.getpid()}", "seconds": time.monotonic() - started}
     finally:

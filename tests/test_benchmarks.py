@@ -38,7 +38,9 @@ def test_prints_name_value_unit_and_writes_json(tmp_path: Path) -> None:
     name, rest = first.split(": ", 1)
     value, unit = rest.split()
     assert (name, unit) == ("tracer_overhead_us", "us") and float(value) > 0
-    assert json.loads(out.read_text()) == {"tracer_overhead_us": pytest.approx(float(value), rel=1e-3)}
+    assert json.loads(out.read_text()) == {
+        "tracer_overhead_us": pytest.approx(float(value), rel=1e-3)
+    }
 
 
 def test_unknown_figure_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:

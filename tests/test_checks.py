@@ -1,4 +1,5 @@
-"""graders.checks: each helper passes good code, fails bad code with a useful message, and stays quiet."""
+"""graders.checks: each helper passes good code, fails bad code with a useful message, and stays
+quiet."""
 
 from __future__ import annotations
 
@@ -139,7 +140,11 @@ def test_finishes_within_turns_exceptions_into_messages() -> None:
 
 
 def test_overlap_and_concurrency() -> None:
-    parallel = [FakeSpan("io", "t0", 0, 1), FakeSpan("io", "t1", 0.5, 1.5), FakeSpan("io", "t2", 0.6, 0.9)]
+    parallel = [
+        FakeSpan("io", "t0", 0, 1),
+        FakeSpan("io", "t1", 0.5, 1.5),
+        FakeSpan("io", "t2", 0.6, 0.9),
+    ]
     assert checks.max_concurrency(parallel) == 3
     checks.assert_overlap(parallel, min_overlapping=3)
     serial = [FakeSpan("io", "t0", 0, 1), FakeSpan("io", "t1", 1, 2)]  # touching is not overlapping
@@ -152,7 +157,9 @@ def test_overlap_and_concurrency() -> None:
 
 def test_distinct_workers() -> None:
     spans = [FakeSpan("x", "a", 0, 1), FakeSpan("x", "a", 1, 2)]
-    with pytest.raises(AssertionError, match=r"1 distinct worker\(s\) ran \(a\), expected at least 2"):
+    with pytest.raises(
+        AssertionError, match=r"1 distinct worker\(s\) ran \(a\), expected at least 2"
+    ):
         checks.assert_distinct_workers(spans, 2)
     checks.assert_distinct_workers(["a", "b", "a"], 2)
 
@@ -171,7 +178,9 @@ def test_expect_equal_accepts_equal_values(actual: object, expected: object) -> 
     (1.0, 1.1), (np.arange(3), np.arange(4)), ([1, 2], [2, 1]), (None, 0), ("5", 5),
 ])
 def test_expect_equal_rejects_different_values(actual: object, expected: object) -> None:
-    with pytest.raises(AssertionError, match=r"^speed-up: got .*, expected .*\. Check the formula$"):
+    with pytest.raises(
+        AssertionError, match=r"^speed-up: got .*, expected .*\. Check the formula$"
+    ):
         checks.expect_equal(actual, expected, "speed-up", "Check the formula")
 
 

@@ -30,7 +30,9 @@ async def one_by_one(server: LatencyServer, paths: list[str]) -> list[str]:
 
 
 async def in_threads(server: LatencyServer, paths: list[str]) -> list[str]:
-    return list(await asyncio.gather(*(asyncio.to_thread(fetch_blocking, server, p) for p in paths)))
+    return list(
+        await asyncio.gather(*(asyncio.to_thread(fetch_blocking, server, p) for p in paths))
+    )
 
 
 async def pool_map_in_loop(server: LatencyServer, paths: list[str]) -> list[str]:

@@ -77,8 +77,10 @@ def test_hub_task_records_show_engines_and_results() -> None:
         with hub_task_records(rc) as ran:
             view.map_async(count_words_where, texts).get(timeout=30)
         assert_hub_engines(ran, 2, tasks=4)
-        assert sum(results_of_type(ran, Counter), Counter()) == merge_counts(map(count_words, texts))
-        with hub_task_records(rc) as token:            # lazy: count here, ask one engine once
+        assert sum(results_of_type(ran, Counter), Counter()) == merge_counts(
+            map(count_words, texts)
+        )
+        with hub_task_records(rc) as token:  # lazy: count here, ask one engine once
             rc[0].apply_async(square, 3).get(timeout=30)
         with pytest.raises(AssertionError, match="recorded 1 task"):
             assert_hub_engines(token, 2, tasks=4)

@@ -37,8 +37,9 @@ import numpy as np
 from course_lib.gpu import choose_backends, launch, blocks_for
 choose_backends()
 from numba import cuda
-from graders.checks import (assert_atomic_updates, assert_block_cooperation, assert_reads_per_thread,
-                            assert_thread_per_element, forced_interleaving, simulator_trace)
+from graders.checks import (assert_atomic_updates, assert_block_cooperation,
+                            assert_reads_per_thread, assert_thread_per_element,
+                            forced_interleaving, simulator_trace)
 
 TILE = 4
 BLOCK = 16
@@ -169,7 +170,8 @@ for name, kernel in [("saxpy", saxpy), ("saxpy_one_thread", saxpy_one_thread)]:
         launch(kernel, 40, np.float32(2.0), d_x, d_x, d_out, threads_per_block=16)
     results[name + "_values"] = bool(np.allclose(d_out.copy_to_host(), 3 * x))
     outcome("per_element:" + name, lambda: assert_thread_per_element(trace, d_out, what=name))
-    outcome("per_element_none:" + name, lambda: assert_thread_per_element(trace, count=40, what=name))
+    outcome("per_element_none:" + name,
+            lambda: assert_thread_per_element(trace, count=40, what=name))
 with simulator_trace() as empty:
     pass
 outcome("per_element:no_launch", lambda: assert_thread_per_element(empty, count=40))
@@ -182,7 +184,8 @@ for name, kernel in [("hist_atomic", hist_atomic), ("hist_one_thread", hist_one_
     d_counts = cuda.to_device(np.zeros(4, dtype=np.int32))
     with simulator_trace() as trace, forced_interleaving(kernel.py_func):
         launch(kernel, 50, d_values, d_counts, threads_per_block=16)
-    results[name + "_values"] = bool(np.array_equal(d_counts.copy_to_host(), np.bincount(values, minlength=4)))
+    results[name + "_values"] = bool(np.array_equal(d_counts.copy_to_host(),
+                                                    np.bincount(values, minlength=4)))
     outcome("atomic:" + name, lambda: assert_atomic_updates(trace, d_counts, 50, what=name))
 
 # shared memory and barriers
@@ -212,7 +215,8 @@ for name, kernel in [("matmul_tiled", matmul_tiled), ("matmul_naive", matmul_nai
     results[name + "_global_reads"] = len(trace.reads(d_A)) + len(trace.reads(d_B))
     outcome("writes:" + name, lambda: assert_thread_per_element(trace, C, what=name))
     outcome("tile_reads:" + name, lambda: assert_reads_per_thread(trace, d_A, steps, what=name))
-    outcome("coop:" + name, lambda: assert_block_cooperation(trace, min_barriers=2 * steps, what=name))
+    outcome("coop:" + name,
+            lambda: assert_block_cooperation(trace, min_barriers=2 * steps, what=name))
 
 # nesting is refused; the simulator is left as it was
 try:
@@ -233,8 +237,14 @@ def sim() -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if k not in (gpu.SIMULATOR_ENV, gpu.BACKEND_ENV)}
     env["PYTHONPATH"] = str(REPO)
     env[gpu.BACKEND_ENV] = "simulator"
-    run = subprocess.run([sys.executable, "-c", textwrap.dedent(_CHILD)], capture_output=True, text=True,
-                         timeout=300, cwd=REPO, env=env)
+    run = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_CHILD)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env=env,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     return json.loads(run.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
@@ -249,7 +259,9 @@ def test_all_simulated_answers_compute_the_right_values(sim: dict[str, Any]) -> 
 def test_thread_per_element(sim: dict[str, Any]) -> None:
     assert sim["per_element:saxpy"] == "ok"
     assert sim["per_element_none:saxpy"] == "ok"
-    assert sim["per_element:saxpy_one_thread"].startswith("failed: saxpy_one_thread: element (1,) was written by")
+    assert sim["per_element:saxpy_one_thread"].startswith(
+        "failed: saxpy_one_thread: element (1,) was written by"
+    )
     assert "whose own element is (0,)" in sim["per_element_none:saxpy_one_thread"]
     assert sim["per_element:no_launch"] == "failed: no kernel was launched"
 
@@ -257,7 +269,10 @@ def test_thread_per_element(sim: dict[str, Any]) -> None:
 def test_atomic_updates(sim: dict[str, Any]) -> None:
     assert sim["atomic:hist_atomic"] == "ok"
     assert "plain writes" in sim["atomic:hist_one_thread"]
-    assert "called by 1 threads (at most 50 times by one), expected 50" in sim["atomic:hist_one_thread_atomic"]
+    assert (
+        "called by 1 threads (at most 50 times by one), expected 50"
+        in sim["atomic:hist_one_thread_atomic"]
+    )
 
 
 def test_block_reads_and_cooperation(sim: dict[str, Any]) -> None:
@@ -265,15 +280,19 @@ def test_block_reads_and_cooperation(sim: dict[str, Any]) -> None:
     assert sim["coop:block_sum"] == "ok"
     assert "was read by blockIdx (0, 0) threadIdx (0, 0)" in sim["reads:block_sum_serial"]
     assert "threads called cuda.shared.array" in sim["coop:block_sum_serial"]
-    assert sim["reads:block_sum_one_barrier"] == "ok"            # it loads cooperatively...
-    assert "passed only 1 cuda.syncthreads() barriers" in sim["coop:block_sum_one_barrier"]  # ...but no tree
+    assert sim["reads:block_sum_one_barrier"] == "ok"  # it loads cooperatively...
+    assert (
+        "passed only 1 cuda.syncthreads() barriers" in sim["coop:block_sum_one_barrier"]
+    )  # ...but no tree
 
 
 def test_tiled_reads_and_barriers(sim: dict[str, Any]) -> None:
     assert sim["writes:matmul_tiled"] == "ok"
     assert sim["writes:matmul_naive"] == "ok"                       # one thread per element too
     assert sim["tile_reads:matmul_tiled"] == "ok"
-    assert "read 10 elements from global memory, expected at most 3" in sim["tile_reads:matmul_naive"]
+    assert (
+        "read 10 elements from global memory, expected at most 3" in sim["tile_reads:matmul_naive"]
+    )
     assert sim["coop:matmul_tiled"] == "ok"
     assert "threads called cuda.shared.array" in sim["coop:matmul_naive"]
     # 9 x 7 = 63 threads each read a row of 10 and a column of 10; tiles of 4 cut that about 4-fold
@@ -343,7 +362,9 @@ def test_numba_gufunc_passes_on_guvectorize_and_fails_on_numpy_and_object_mode()
             out[i] = total
 
     assert_numba_gufunc(running, "(n),()->(n)")
-    with pytest.raises(AssertionError, match=r"layout is '\(n\),\(\)->\(n\)', expected '\(n\)->\(\)'"):
+    with pytest.raises(
+        AssertionError, match=r"layout is '\(n\),\(\)->\(n\)', expected '\(n\)->\(\)'"
+    ):
         assert_numba_gufunc(running, "(n)->()")
 
     def with_numpy(x: Any, w: int, out: Any = None) -> Any:
@@ -398,7 +419,9 @@ def test_prange_reduction_passes_on_an_array_reduction_and_fails_on_race_serial_
         assert_prange_reduction(race)
 
     serial_parallel = numba.njit(parallel=True)(serial)
-    assert np.array_equal(serial_parallel(values, 5), expected)      # np.zeros is a parfor, the loop is not
+    assert np.array_equal(
+        serial_parallel(values, 5), expected
+    )  # np.zeros is a parfor, the loop is not
     with pytest.raises(AssertionError, match="no prange loop"):
         assert_prange_reduction(serial_parallel)
 

@@ -1,4 +1,5 @@
-"""The MPI evidence checks fail on the lazy behaviour and pass on the reference (graders.checks.mpi)."""
+"""The MPI evidence checks fail on the lazy behaviour and pass on the reference
+(graders.checks.mpi)."""
 
 from __future__ import annotations
 

@@ -60,7 +60,9 @@ def test_drain_then_join_passes() -> None:
 def test_join_with_a_timeout_before_draining_fails() -> None:
     with clean_processes(), watch_processes() as watch:
         _farm("join-then-drain")
-    with pytest.raises(AssertionError, match=r"join\(timeout=0.5\) .* returned while it was still running"):
+    with pytest.raises(
+        AssertionError, match=r"join\(timeout=0.5\) .* returned while it was still running"
+    ):
         assert_joined(watch, "queue_worker")
 
 

@@ -1,4 +1,5 @@
-"""The synchronisation chapter's evidence checks fail on the lazy behaviour and pass on the reference."""
+"""The synchronisation chapter's evidence checks fail on the lazy behaviour and pass on the
+reference."""
 
 from __future__ import annotations
 
@@ -71,7 +72,9 @@ def _transfers(ordered: bool, global_lock: bool) -> list[Span]:
                     with locks[first], locks[second]:
                         time.sleep(0.003)
 
-        threads = [threading.Thread(target=run, args=job, name=f"t{job}") for job in ((1, 2), (4, 3))]
+        threads = [
+            threading.Thread(target=run, args=job, name=f"t{job}") for job in ((1, 2), (4, 3))
+        ]
         for t in threads:
             t.start()
         for t in threads:

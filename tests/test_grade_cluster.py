@@ -42,8 +42,10 @@ from .test_grade_hostile import (
 )
 
 pytest.importorskip("distributed")
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
-                                reason="the sandbox and these fault tests use Linux process control")
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"),
+    reason="the sandbox and these fault tests use Linux process control",
+)
 
 HOST = "127.0.0.1"
 # A slow but right answer: long enough to kill its worker while it runs.
@@ -91,10 +93,13 @@ class Cluster:
     def __init__(self, root: Path, allowed_failures: int = 3) -> None:
         self.root = root
         self.address = f"tcp://{HOST}:{_free_port()}"
-        # Worker saturation 1.0: a single-thread worker holds one task, so when a submission kills it
-        # only that submission is suspected (deploy/dask/README.md says so too).
-        self.env = dict(os.environ, DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=str(allowed_failures),
-                        DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION="1.0")
+        # Worker saturation 1.0: a single-thread worker holds one task, so when a submission
+        # kills it only that submission is suspected (deploy/dask/README.md says so too).
+        self.env = dict(
+            os.environ,
+            DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=str(allowed_failures),
+            DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION="1.0",
+        )
         self.procs: list[subprocess.Popen[bytes]] = []
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -146,7 +151,9 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def dask_cluster(root: Path, workers: dict[str, bool], allowed_failures: int = 3) -> Iterator[Cluster]:
+def dask_cluster(
+    root: Path, workers: dict[str, bool], allowed_failures: int = 3
+) -> Iterator[Cluster]:
     """Scheduler plus workers (name -> with a nanny) on 127.0.0.1; all stopped after the block."""
     root.mkdir(parents=True, exist_ok=True)
     cluster = Cluster(root, allowed_failures)
@@ -163,20 +170,28 @@ def dask_cluster(root: Path, workers: dict[str, bool], allowed_failures: int = 3
 
 
 def _leftovers() -> list[str]:
-    """Processes we started that still run (not multiprocessing's helpers of pytest), orphans, folders."""
+    """Processes we started that still run (not multiprocessing's helpers of pytest), orphans,
+    folders."""
     found = []
     for proc in psutil.Process().children(recursive=True):
         with contextlib.suppress(psutil.Error):
             cmdline = " ".join(proc.cmdline())
-            if proc.is_running() and "forkserver" not in cmdline and "resource_tracker" not in cmdline:
+            if (
+                proc.is_running()
+                and "forkserver" not in cmdline
+                and "resource_tracker" not in cmdline
+            ):
                 found.append(f"process {proc.pid}: {cmdline}")
     for proc in psutil.process_iter(["pid", "cmdline"]):
         if f"sleep {ORPHAN_SECONDS}" in " ".join(proc.info["cmdline"] or []):
             found.append(f"orphan {proc.info['pid']}")
     import tempfile
 
-    found += [f"worker folder {p}" for p in Path(tempfile.gettempdir()).glob("graders-w*-*")
-              if re.match(r"graders-w\d+-", p.name)]  # graders.worker's folders, not a student "w..."
+    found += [
+        f"worker folder {p}"
+        for p in Path(tempfile.gettempdir()).glob("graders-w*-*")
+        if re.match(r"graders-w\d+-", p.name)
+    ]  # graders.worker's folders, not a student "w..."
     return found
 
 
@@ -187,10 +202,20 @@ def _assert_nothing_left() -> None:
     assert _leftovers() == []
 
 
-def _rows(rows: list[GradeRow], course: Path) -> dict[str, tuple[float, float, str, str, dict[str, float]]]:
+def _rows(
+    rows: list[GradeRow], course: Path
+) -> dict[str, tuple[float, float, str, str, dict[str, float]]]:
     """Each row, with the course folder in the details written COURSE (the two courses differ)."""
-    return {r.student_id: (r.score, r.max_score, r.status, r.detail.replace(str(course.resolve()), "COURSE"),
-                           r.cell_scores) for r in rows}
+    return {
+        r.student_id: (
+            r.score,
+            r.max_score,
+            r.status,
+            r.detail.replace(str(course.resolve()), "COURSE"),
+            r.cell_scores,
+        )
+        for r in rows
+    }
 
 
 def _csv_rows(course: Path) -> list[list[str]]:
@@ -228,7 +253,9 @@ def test_hostile_corpus_on_the_cluster_gives_the_rows_of_local_grading(
     expected = dict(EXPECTED)
     if not detect_isolation().namespaces:
         expected["network"] = (2, "graded")
-    server = socket.create_server((HOST, 0))  # the sandboxes, here and on workers, must not reach it
+    server = socket.create_server(
+        (HOST, 0)
+    )  # the sandboxes, here and on workers, must not reach it
     request.addfinalizer(server.close)
     port = server.getsockname()[1]
     local = _make_course(tmp_path / "local")
@@ -269,14 +296,18 @@ def _sandboxes_of(pid: int) -> list[psutil.Process]:
     return []
 
 
-def _grade_in_thread(course: Path, address: str, **options: object) -> tuple[Iterator[None], list[object]]:
+def _grade_in_thread(
+    course: Path, address: str, **options: object
+) -> tuple[Iterator[None], list[object]]:
     import threading
 
     result: list[object] = []
 
     def run() -> None:
         try:
-            result.append(grade_on_cluster(course, address, cell_timeout=30, memory_mb=512, **options))
+            result.append(
+                grade_on_cluster(course, address, cell_timeout=30, memory_mb=512, **options)
+            )
         except BaseException as exc:  # noqa: BLE001 - handed to the test thread
             result.append(exc)
 
@@ -293,11 +324,15 @@ def _grade_in_thread(course: Path, address: str, **options: object) -> tuple[Ite
     return joined(), result
 
 
-def _graded_once(course: Path, result: list[object], students: list[str], score: float = 4.0) -> None:
+def _graded_once(
+    course: Path, result: list[object], students: list[str], score: float = 4.0
+) -> None:
     assert len(result) == 1 and isinstance(result[0], list), result
     rows: list[GradeRow] = result[0]
     assert sorted(r.student_id for r in rows) == sorted(students)
-    assert {(r.status, r.score) for r in rows} == {("graded", score)}, [(r.student_id, r.detail) for r in rows]
+    assert {(r.status, r.score) for r in rows} == {("graded", score)}, [
+        (r.student_id, r.detail) for r in rows
+    ]
     table = _csv_rows(course)
     assert sorted(r[0] for r in table[1:]) == sorted(students)  # each row once
     assert _gradebook_submissions(course) == sorted((s, score) for s in students)
@@ -328,8 +363,14 @@ def test_a_worker_that_dies_is_restarted_by_its_nanny_and_grading_goes_on(tmp_pa
             victim = cluster.worker_pid("a")
             _wait_for(lambda: _sandboxes_of(victim), 120, "worker a to grade")
             os.kill(victim, signal.SIGKILL)
-            restarted = _wait_for(lambda: cluster.worker_pid("a") not in (victim, cluster.workers["a"].pid)
-                                  and cluster.worker_pid("a"), 60, "the nanny to restart worker a")
+            restarted = _wait_for(
+                lambda: (
+                    cluster.worker_pid("a") not in (victim, cluster.workers["a"].pid)
+                    and cluster.worker_pid("a")
+                ),
+                60,
+                "the nanny to restart worker a",
+            )
         assert restarted != victim
     _assert_nothing_left()
     _graded_once(course, result, ["slow0", "slow1"])
@@ -342,8 +383,12 @@ def test_a_submission_that_keeps_killing_workers_ends_as_kernel_died(tmp_path: P
     # Without the PID namespace the kernel can see (and kill) the worker above it.
     fallback = Isolation(namespaces=False, cgroup=None)
     with dask_cluster(tmp_path / "dask", {"a": True}, allowed_failures=1) as cluster:
-        rows = {r.student_id: r for r in grade_on_cluster(course, cluster.address, isolation=fallback,
-                                                           cell_timeout=30, memory_mb=512)}
+        rows = {
+            r.student_id: r
+            for r in grade_on_cluster(
+                course, cluster.address, isolation=fallback, cell_timeout=30, memory_mb=512
+            )
+        }
     _assert_nothing_left()
     assert (rows["right"].status, rows["right"].score) == ("graded", 4.0)
     killer = rows["killer"]
@@ -367,7 +412,9 @@ def test_an_unreachable_scheduler_is_one_line_and_exit_2_with_nothing_written(
             code = main(["grade", str(course), *argv])
         assert code == 2
         lines = err.getvalue().strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith(f"error: cannot reach the Dask scheduler at {closed}"), lines
+        assert len(lines) == 1 and lines[0].startswith(
+            f"error: cannot reach the Dask scheduler at {closed}"
+        ), lines
         assert {p: p.stat().st_mtime_ns for p in course.rglob("*")} == before
 
 
@@ -375,6 +422,9 @@ def test_isolation_the_workers_report_matches_this_machine(tmp_path: Path) -> No
     """Workers grade in the strongest sandbox their machine allows, as local grading does."""
     from graders.cluster import check_workers, connect
 
-    with dask_cluster(tmp_path / "dask", {"a": False}) as cluster, connect(cluster.address) as client:
+    with (
+        dask_cluster(tmp_path / "dask", {"a": False}) as cluster,
+        connect(cluster.address) as client,
+    ):
         info = check_workers(client)
     assert [item["isolation"] for item in info.values()] == [detect_isolation().describe()]

@@ -40,7 +40,11 @@ ORPHAN_SECONDS = "317"  # an unusual number: the test looks for `sleep 317` afte
 
 def hostile_notebook(mul_solution: str = MUL) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     setup = nbgrader_cell("prompt", "EXPECTED_PRODUCT = 12\n", "setup")
     setup = nbformat.v4.new_code_cell(setup.source, metadata=setup.metadata)
     nb.cells = [
@@ -62,35 +66,52 @@ SOLUTIONS = {
     "right": RIGHT_MUL,
     "infinite_loop": "while True:\n    pass\n",
     "deadlock": "import threading\nlock = threading.Lock()\nlock.acquire()\nlock.acquire()\n",
-    "fork_bomb": ("import os, time\nfor _ in range(400):\n    if os.fork() == 0:\n"
-                  "        time.sleep(60)\n        os._exit(0)\n"),
-    "orphan": (f"import os, subprocess\nsubprocess.Popen(['setsid', 'sleep', '{ORPHAN_SECONDS}'])\n"
-               f"if os.fork() == 0:\n    if os.fork() == 0:\n        os.execvp('sleep', ['sleep', '{ORPHAN_SECONDS}'])\n"
-               "    os._exit(0)\n" + RIGHT_MUL),
-    "shm_leak": ("from multiprocessing import shared_memory\n"
-                 f"segment = shared_memory.SharedMemory(name='{LEAK_NAME}', create=True, size=4096)\n"
-                 "segment.close()\n" + RIGHT_MUL),
+    "fork_bomb": (
+        "import os, time\nfor _ in range(400):\n    if os.fork() == 0:\n"
+        "        time.sleep(60)\n        os._exit(0)\n"
+    ),
+    "orphan": (
+        f"import os, subprocess\nsubprocess.Popen(['setsid', 'sleep', '{ORPHAN_SECONDS}'])\n"
+        "if os.fork() == 0:\n    if os.fork() == 0:\n"
+        f"        os.execvp('sleep', ['sleep', '{ORPHAN_SECONDS}'])\n"
+        "    os._exit(0)\n" + RIGHT_MUL
+    ),
+    "shm_leak": (
+        "from multiprocessing import shared_memory\n"
+        f"segment = shared_memory.SharedMemory(name='{LEAK_NAME}', create=True, size=4096)\n"
+        "segment.close()\n" + RIGHT_MUL
+    ),
     "memory_hog": "hog = bytearray(3 * 1024**3)\n" + RIGHT_MUL,
     "os_exit": "import os\nos._exit(3)\n",
     "sys_exit": "import sys\nsys.exit(0)\n" + RIGHT_MUL,
     "kill_kernel": "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n",
-    "print_flood": ("import time\nend = time.monotonic() + 3\nwhile time.monotonic() < end:\n"
-                    "    print('x' * 100_000)\n    time.sleep(0.05)\n" + RIGHT_MUL),
-    "stderr_noise": ("import sys, threading\nprint('noise from the student', file=sys.stderr)\n"
-                     "def mul(a, b):\n    print('worker chatter on stderr', file=sys.stderr)\n    return a * b\n"),
-    "patched_helpers": ("import graders.checks\ngraders.checks.expect_equal = lambda *args, **kwargs: None\n"
-                        "expect_equal = graders.checks.expect_equal\n" + WRONG_MUL),
-    "swallowed_errors": ("get_ipython().set_custom_exc((Exception,), lambda *args, **kwargs: None)\n"
-                         + WRONG_MUL),
+    "print_flood": (
+        "import time\nend = time.monotonic() + 3\nwhile time.monotonic() < end:\n"
+        "    print('x' * 100_000)\n    time.sleep(0.05)\n" + RIGHT_MUL
+    ),
+    "stderr_noise": (
+        "import sys, threading\nprint('noise from the student', file=sys.stderr)\n"
+        "def mul(a, b):\n    print('worker chatter on stderr', file=sys.stderr)\n    return a * b\n"
+    ),
+    "patched_helpers": (
+        "import graders.checks\ngraders.checks.expect_equal = lambda *args, **kwargs: None\n"
+        "expect_equal = graders.checks.expect_equal\n" + WRONG_MUL
+    ),
+    "swallowed_errors": (
+        "get_ipython().set_custom_exc((Exception,), lambda *args, **kwargs: None)\n" + WRONG_MUL
+    ),
     "overwritten_expected": "EXPECTED_PRODUCT = 0\n" + WRONG_MUL,
     "fake_output": "print('All tests passed! 4/4 points')\n" + WRONG_MUL,
     "redefined_assert": ("import builtins\nclass Quiet(Exception):\n    pass\n"
                          "builtins.AssertionError = Quiet\n" + WRONG_MUL),
     "plain_wrong": WRONG_MUL,
     # {port} is a server the test runs on the host's 127.0.0.1: the sandbox must not reach it.
-    "network": ("import socket\ntry:\n    socket.create_connection(('127.0.0.1', {port}), timeout=2).close()\n"
-                "    reached = True\nexcept OSError:\n    reached = False\n"
-                "def mul(a, b):\n    return 0 if reached else a * b\n"),
+    "network": (
+        "import socket\ntry:\n"
+        "    socket.create_connection(('127.0.0.1', {port}), timeout=2).close()\n"
+        "    reached = True\nexcept OSError:\n    reached = False\n"
+        "def mul(a, b):\n    return 0 if reached else a * b\n"
+    ),
 }
 
 # student -> (score, status); max score is 4 for everyone.
@@ -103,7 +124,10 @@ EXPECTED = {
     "shm_leak": (4, "graded"),
     "memory_hog": (2, "memory-limit"),
     "os_exit": (2, "kernel-died"),
-    "sys_exit": (2, "graded"),  # IPython turns SystemExit into an error: the cell's code after it never runs
+    "sys_exit": (
+        2,
+        "graded",
+    ),  # IPython turns SystemExit into an error: the cell's code after it never runs
     "kill_kernel": (2, "kernel-died"),
     "print_flood": (4, "graded"),
     "stderr_noise": (4, "graded"),
@@ -114,8 +138,14 @@ EXPECTED = {
     "redefined_assert": (2, "tampered"),
     "plain_wrong": (2, "graded"),
     "edited_test": (2, "tampered"),
-    "deleted_test": (2, "tampered"),  # the deleted test is left for manual grading, as nbgrader does
-    "stripped_metadata": (0, "tampered"),  # no grade ids left to grade by: all left for manual grading
+    "deleted_test": (
+        2,
+        "tampered",
+    ),  # the deleted test is left for manual grading, as nbgrader does
+    "stripped_metadata": (
+        0,
+        "tampered",
+    ),  # no grade ids left to grade by: all left for manual grading
     "invalid_json": (0, "invalid-notebook"),
     "other_assignment": (0, "invalid-notebook"),
     "network": (4, "graded"),  # with network namespaces; 2 where the host's loopback is reachable
@@ -157,7 +187,9 @@ def _submit(course: Path, student: str, nb: nbformat.NotebookNode | str) -> None
 def _build_corpus(course: Path, students: list[str], port: int = 9) -> None:
     for student in students:
         if student in SOLUTIONS:
-            _submit(course, student, _student_edition(SOLUTIONS[student].replace("{port}", str(port))))
+            _submit(
+                course, student, _student_edition(SOLUTIONS[student].replace("{port}", str(port)))
+            )
     if "edited_test" in students:
         nb = _student_edition(WRONG_MUL)
         nb.cells[5].source = "pass\n"
@@ -177,7 +209,9 @@ def _build_corpus(course: Path, students: list[str], port: int = 9) -> None:
         nb = _student_edition(RIGHT_MUL)
         for cell in nb.cells:
             if "nbgrader" in cell.metadata:
-                cell.metadata["nbgrader"]["grade_id"] = "ch99_" + cell.metadata["nbgrader"]["grade_id"]
+                cell.metadata["nbgrader"]["grade_id"] = (
+                    "ch99_" + cell.metadata["nbgrader"]["grade_id"]
+                )
         _submit(course, "other_assignment", nb)
 
 
@@ -202,7 +236,11 @@ def _leftovers(before_tmp: set[str]) -> list[str]:
         found.append(f"/dev/shm/{LEAK_NAME}")
     found += [f"temp folder {p}" for p in _graders_tmp() - before_tmp]
     for root in ("/sys/fs/cgroup/pids", "/sys/fs/cgroup/memory", "/sys/fs/cgroup"):
-        found += [f"cgroup {p}" for p in Path(root).rglob(f"graders-{os.getpid()}-*")] if Path(root).is_dir() else []
+        found += (
+            [f"cgroup {p}" for p in Path(root).rglob(f"graders-{os.getpid()}-*")]
+            if Path(root).is_dir()
+            else []
+        )
     return found
 
 
@@ -214,7 +252,9 @@ def _graders_tmp() -> set[str]:
             if p.name.rsplit("-", 1)[0].removeprefix("graders-") in students}
 
 
-def _grade(course: Path, isolation: Isolation | None = None, budget: float = 90) -> dict[str, GradeRow]:
+def _grade(
+    course: Path, isolation: Isolation | None = None, budget: float = 90
+) -> dict[str, GradeRow]:
     before_tmp = _graders_tmp()
     rows = grade_course(course, workers=2, cell_timeout=5, memory_mb=512, max_processes=64,
                         notebook_budget=budget, isolation=isolation)
@@ -238,8 +278,9 @@ def test_every_hostile_submission_gets_its_status_and_nothing_is_left(
     rows = _grade(course)
     elapsed = time.monotonic() - start
     got = {student: (row.score, row.status) for student, row in rows.items()}
-    assert got == {student: (float(score), status) for student, (score, status) in expected.items()}, {
-        s: rows[s].detail for s in rows if got[s] != (float(expected[s][0]), expected[s][1])}
+    assert got == {
+        student: (float(score), status) for student, (score, status) in expected.items()
+    }, {s: rows[s].detail for s in rows if got[s] != (float(expected[s][0]), expected[s][1])}
     # Bounded: 22 submissions on 2 workers, the slowest a few 5-second timeouts.
     assert elapsed < 240, elapsed
 
@@ -284,7 +325,9 @@ def test_every_hostile_submission_gets_its_status_and_nothing_is_left(
     assert {s: (r.score, r.status) for s, r in again.items()} == got
 
 
-@pytest.mark.skipif(not os.path.isdir("/proc"), reason="the fallback tracks processes through /proc")
+@pytest.mark.skipif(
+    not os.path.isdir("/proc"), reason="the fallback tracks processes through /proc"
+)
 def test_fallback_isolation_still_kills_orphans_and_removes_segments(tmp_path: Path) -> None:
     """Without namespaces or cgroups: process sessions, the environment marker, rlimits."""
     course = _make_course(tmp_path)

@@ -39,7 +39,9 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 # ---------------------------------------------------------------- release
 
 
-def test_student_edition_has_no_solution_hidden_test_or_output(toy_course: Path, tmp_path: Path) -> None:
+def test_student_edition_has_no_solution_hidden_test_or_output(
+    toy_course: Path, tmp_path: Path
+) -> None:
     nb = nbformat.read(toy_course / "source" / "toy" / "toy.ipynb", as_version=4)
     nb.cells[2].outputs = [nbformat.v4.new_output("stream", text="left over\n")]
     nbformat.write(nb, toy_course / "source" / "toy" / "toy.ipynb")
@@ -64,7 +66,9 @@ def test_release_check_sees_a_stale_edition(toy_course: Path, tmp_path: Path) ->
     assert stale_files(student_dir, toy_course / "source") == ["toy/toy.ipynb"]
 
 
-def test_release_refuses_duplicate_grade_ids_and_changes_nothing(toy_course: Path, tmp_path: Path) -> None:
+def test_release_refuses_duplicate_grade_ids_and_changes_nothing(
+    toy_course: Path, tmp_path: Path
+) -> None:
     student_dir = tmp_path / "notebooks"
     release(student_dir, toy_course / "source")
     before = snapshot(student_dir)
@@ -79,10 +83,15 @@ def test_release_refuses_duplicate_grade_ids_and_changes_nothing(toy_course: Pat
 
 def test_release_refuses_a_solution_cell_without_metadata(toy_course: Path, tmp_path: Path) -> None:
     nb = toy_notebook()
-    nb.cells.append(nbformat.v4.new_code_cell(RIGHT.replace("return", "### BEGIN SOLUTION\n    return")
-                                              + "    ### END SOLUTION\n"))
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            RIGHT.replace("return", "### BEGIN SOLUTION\n    return") + "    ### END SOLUTION\n"
+        )
+    )
     nbformat.write(nb, toy_course / "source" / "toy" / "toy.ipynb")
-    with pytest.raises(UsageError, match="cell 4: holds a solution region but has no nbgrader metadata"):
+    with pytest.raises(
+        UsageError, match="cell 4: holds a solution region but has no nbgrader metadata"
+    ):
         build_student_edition(tmp_path / "out", toy_course / "source")
     assert not (tmp_path / "out").exists()
 
@@ -121,7 +130,9 @@ def test_check_reports_pass_todo_and_fail(toy_course: Path, tmp_path: Path) -> N
     assert result.message == "add(2, 3): got -1, expected 5"
 
 
-def test_check_sees_a_stub_behind_finishes_within_as_not_started(toy_course: Path, tmp_path: Path) -> None:
+def test_check_sees_a_stub_behind_finishes_within_as_not_started(
+    toy_course: Path, tmp_path: Path
+) -> None:
     # Test cells usually call the learner's function through finishes_within, which turns
     # the stub's NotImplementedError into an AssertionError: still "not started", not "failed".
     source_nb = toy_course / "source" / "toy" / "toy.ipynb"
@@ -150,15 +161,27 @@ def test_check_runs_visible_tests_only(toy_course: Path) -> None:
     [
         (lambda d: d / "missing.ipynb", "no such file"),
         (lambda d: (d / "notes.txt").write_text("hi") and d / "notes.txt", "not a notebook"),
-        (lambda d: (d / "broken.ipynb").write_text("{\"cells\": [") and d / "broken.ipynb", "invalid JSON"),
-        (lambda d: (d / "plain.ipynb").write_text(nbformat.writes(nbformat.v4.new_notebook()))
-         and d / "plain.ipynb", "has no graded test cells"),
-        (lambda d: nbformat.write(toy_notebook(), d / "toy.ipynb") or d / "toy.ipynb",
-         "match no chapter"),
+        (
+            lambda d: (d / "broken.ipynb").write_text('{"cells": [') and d / "broken.ipynb",
+            "invalid JSON",
+        ),
+        (
+            lambda d: (
+                (d / "plain.ipynb").write_text(nbformat.writes(nbformat.v4.new_notebook()))
+                and d / "plain.ipynb"
+            ),
+            "has no graded test cells",
+        ),
+        (
+            lambda d: nbformat.write(toy_notebook(), d / "toy.ipynb") or d / "toy.ipynb",
+            "match no chapter",
+        ),
     ],
     ids=["missing", "not-notebook", "invalid-json", "no-exercises", "other-assignment"],
 )
-def test_check_bad_input_is_one_line_exit_2(tmp_path: Path, make: Callable[[Path], Path], message: str) -> None:
+def test_check_bad_input_is_one_line_exit_2(
+    tmp_path: Path, make: Callable[[Path], Path], message: str
+) -> None:
     path = make(tmp_path)
     before = snapshot(tmp_path)
     proc = run_cli("check", str(path))
@@ -169,7 +192,10 @@ def test_check_bad_input_is_one_line_exit_2(tmp_path: Path, make: Callable[[Path
 
 
 def test_grade_bad_course_dir_is_one_line_exit_2(tmp_path: Path) -> None:
-    for target, message in [(tmp_path / "nope", "no such folder"), (tmp_path, "no nbgrader_config.py")]:
+    for target, message in [
+        (tmp_path / "nope", "no such folder"),
+        (tmp_path, "no nbgrader_config.py"),
+    ]:
         proc = run_cli("grade", str(target))
         assert proc.returncode == 2 and message in proc.stderr and proc.stderr.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
@@ -183,7 +209,9 @@ def test_cli_release_check_of_the_repo_is_current() -> None:
 # ---------------------------------------------------------------- grading
 
 
-def test_grade_scores_each_submission(toy_course: Path, submit: Callable[[str, str | None], Path]) -> None:
+def test_grade_scores_each_submission(
+    toy_course: Path, submit: Callable[[str, str | None], Path]
+) -> None:
     submit("alice", RIGHT)
     submit("bob", None)
     submit("carol", WRONG)
@@ -218,7 +246,9 @@ def test_grade_scores_each_submission(toy_course: Path, submit: Callable[[str, s
     ]
 
 
-def test_grade_records_a_cell_timeout(toy_course: Path, submit: Callable[[str, str | None], Path]) -> None:
+def test_grade_records_a_cell_timeout(
+    toy_course: Path, submit: Callable[[str, str | None], Path]
+) -> None:
     submit("erin", "import time\ndef add(a, b):\n    time.sleep(60)\n")
     [row] = grade_course(toy_course, cell_timeout=3)
     assert (row.score, row.status) == (0.0, "timeout")
@@ -229,7 +259,10 @@ def test_grade_cli_unknown_assignment(toy_course: Path) -> None:
     assert proc.returncode == 2
     assert "no assignment 'nope'" in proc.stderr
     assert not (toy_course / "grades.csv").exists()
-    assert json.dumps(sorted(p.name for p in toy_course.iterdir())) == '["nbgrader_config.py", "source", "submitted"]'
+    assert (
+        json.dumps(sorted(p.name for p in toy_course.iterdir()))
+        == '["nbgrader_config.py", "source", "submitted"]'
+    )
 
 
 def test_grade_cli_shows_progress_and_a_summary_and_feedback_works(
@@ -245,11 +278,22 @@ def test_grade_cli_shows_progress_and_a_summary_and_feedback_works(
     assert summary[2].split() == ["toy", "2", "1.0/2", "2"]
     with (toy_course / "grades-detail.csv").open() as handle:
         detail = list(csv.reader(handle))
-    assert detail[0] == ["student_id", "assignment", "score", "max_score", "status", "seconds", "detail"]
-    assert [r[:5] for r in detail[1:]] == [["alice", "toy", "2", "2", "graded"], ["bob", "toy", "0", "2", "graded"]]
+    assert detail[0] == [
+        "student_id",
+        "assignment",
+        "score",
+        "max_score",
+        "status",
+        "seconds",
+        "detail",
+    ]
+    assert [r[:5] for r in detail[1:]] == [
+        ["alice", "toy", "2", "2", "graded"],
+        ["bob", "toy", "0", "2", "graded"],
+    ]
 
     # nbgrader's own feedback step works on what the grader wrote.
-    from graders._run import run_nbgrader
+    from graders.nbgrader_cli import run_nbgrader
 
     code, output = run_nbgrader(toy_course, ["generate_feedback", "toy", "--force"], timeout=300)
     assert code == 0, output[-2000:]
@@ -265,7 +309,9 @@ MANUAL_ANSWER = "Explain why `add` is commutative."
 def _compat_notebook() -> nbformat.NotebookNode:
     """The toy notebook plus an answer the instructor grades by hand (nbgrader's manual cell)."""
     nb = toy_notebook()
-    answer = nbgrader_cell("solution", "### BEGIN SOLUTION\nBecause + is.\n### END SOLUTION\n", "ex_why")
+    answer = nbgrader_cell(
+        "solution", "### BEGIN SOLUTION\nBecause + is.\n### END SOLUTION\n", "ex_why"
+    )
     answer = nbformat.v4.new_markdown_cell(answer.source, metadata=answer.metadata)
     answer.metadata["nbgrader"].update(grade=True, points=1)
     nb.cells.append(answer)
@@ -274,7 +320,8 @@ def _compat_notebook() -> nbformat.NotebookNode:
 
 @pytest.fixture(scope="module")
 def compat_course(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, object]]:
-    """One course graded once: a stray notebook, a v3 notebook, stripped metadata, a deleted test."""
+    """One course graded once: a stray notebook, a v3 notebook, stripped metadata, a deleted
+    test."""
     import shutil
 
     course = tmp_path_factory.mktemp("compat") / "course"
@@ -285,7 +332,9 @@ def compat_course(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[
 
     _generate(course, _db_url(course), "toy")  # the release students answer
 
-    def submit(student: str, nb: nbformat.NotebookNode, name: str = "toy.ipynb", version: int = 4) -> Path:
+    def submit(
+        student: str, nb: nbformat.NotebookNode, name: str = "toy.ipynb", version: int = 4
+    ) -> Path:
         folder = course / "submitted" / student / "toy"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text(nbformat.writes(nbformat.convert(nb, version), version=version))
@@ -325,7 +374,9 @@ def _gradebook(course: Path, student: str) -> dict[str, tuple[float | None, bool
         return {g.name: (g.auto_score, bool(g.needs_manual_grade)) for g in notebook.grades}
 
 
-def test_feedback_can_be_generated_and_released_after_grading(compat_course: tuple[Path, dict]) -> None:
+def test_feedback_can_be_generated_and_released_after_grading(
+    compat_course: tuple[Path, dict],
+) -> None:
     # nbgrader's release_feedback reads feedback/<student>/<assignment>/timestamp.txt (and
     # submission_secret.txt), which generate_feedback copies from autograded/: keep them there.
     course, rows = compat_course
@@ -333,7 +384,7 @@ def test_feedback_can_be_generated_and_released_after_grading(compat_course: tup
     autograded = course / "autograded" / "punctual" / "toy"
     assert (autograded / "timestamp.txt").read_text() == "2026-01-01 12:00:00.000000 UTC"
     assert (autograded / "submission_secret.txt").read_text() == "5ecre7" * 20
-    from graders._run import run_nbgrader
+    from graders.nbgrader_cli import run_nbgrader
 
     exchange = course.parent / "exchange"
     exchange.mkdir(exist_ok=True)
@@ -346,7 +397,9 @@ def test_feedback_can_be_generated_and_released_after_grading(compat_course: tup
 
     # Published under the name that only the student's secret gives (fetch_feedback finds it).
     released = list((exchange / "parallel-python" / "feedback").glob("*.html"))
-    assert [p.name for p in released] == [f"{notebook_hash(secret='5ecre7' * 20, notebook_id='toy')}.html"]
+    assert [p.name for p in released] == [
+        f"{notebook_hash(secret='5ecre7' * 20, notebook_id='toy')}.html"
+    ]
     assert "Score: 2.0 / 3.0" in released[0].read_text().replace("Score:</b>", "Score:")
 
 
@@ -357,7 +410,9 @@ def test_a_stray_notebook_is_ignored_and_named(compat_course: tuple[Path, dict])
     assert (row.score, row.max_score, row.status) == (2.0, 3.0, "graded"), row.detail
     assert row.needs_manual == ["ex_why"]
     assert "ignored (not notebooks of toy): Untitled.ipynb, toy copy.ipynb" in row.detail
-    assert sorted(p.name for p in (course / "autograded" / "stray" / "toy").iterdir()) == ["toy.ipynb"]
+    assert sorted(p.name for p in (course / "autograded" / "stray" / "toy").iterdir()) == [
+        "toy.ipynb"
+    ]
     with (course / "grades-detail.csv").open(newline="") as handle:
         detail = {r["student_id"]: r for r in csv.DictReader(handle)}
     assert "toy copy.ipynb" in detail["stray"]["detail"] and detail["stray"]["status"] == "graded"
@@ -369,10 +424,15 @@ def test_a_stray_notebook_is_ignored_and_named(compat_course: tuple[Path, dict])
 
 def test_an_nbformat_v3_notebook_is_graded(compat_course: tuple[Path, dict]) -> None:
     course, rows = compat_course
-    assert json.loads((course / "submitted" / "v3" / "toy" / "toy.ipynb").read_text())["nbformat"] == 3
+    assert (
+        json.loads((course / "submitted" / "v3" / "toy" / "toy.ipynb").read_text())["nbformat"] == 3
+    )
     row = rows["v3"]
     assert (row.score, row.status, row.detail) == (2.0, "graded", "")
-    assert nbformat.read(course / "autograded" / "v3" / "toy" / "toy.ipynb", as_version=4).nbformat == 4
+    assert (
+        nbformat.read(course / "autograded" / "v3" / "toy" / "toy.ipynb", as_version=4).nbformat
+        == 4
+    )
 
 
 def test_stripped_metadata_and_a_deleted_test_are_left_for_manual_grading(

@@ -28,8 +28,8 @@ from typing import Any
 import nbformat
 import pytest
 
-from graders._run import last_error, run_nbgrader
 from graders.grade import _db_url, _generate, grade_course
+from graders.nbgrader_cli import last_error, run_nbgrader
 
 nbgrader = pytest.importorskip("nbgrader")
 FILES = Path(nbgrader.__file__).parent / "tests" / "apps" / "files"
@@ -58,7 +58,8 @@ def _fixture(name: str) -> nbformat.NotebookNode:
 def _timeout_variant() -> nbformat.NotebookNode:
     """timeout.ipynb whose answer sleeps past the cell timeout."""
     nb = _fixture("timeout.ipynb")
-    nb.cells[0].source = nb.cells[0].source.replace("time.sleep(5)", f"time.sleep({CELL_TIMEOUT * 3})")
+    nb.cells[0].source = nb.cells[0].source.replace("time.sleep(5)",
+                                                    f"time.sleep({CELL_TIMEOUT * 3})")
     return nb
 
 
@@ -73,7 +74,8 @@ def _stderr_variant() -> nbformat.NotebookNode:
 def _deleted_test() -> nbformat.NotebookNode:
     """test.ipynb whose first test cell (correct_squares) was deleted."""
     nb = _fixture("test.ipynb")
-    nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "correct_squares"]
+    nb.cells = [c for c in nb.cells
+                if c.metadata.get("nbgrader", {}).get("grade_id") != "correct_squares"]
     return nb
 
 
@@ -156,7 +158,8 @@ def _nbgrader(course: Path, *args: str) -> str:
 
 
 def _kinds(cell: nbformat.NotebookNode) -> tuple[str, ...]:
-    return tuple(f"{o.output_type}:{o.get('name', o.get('ename', ''))}" for o in cell.get("outputs", []))
+    return tuple(f"{o.output_type}:{o.get('name', o.get('ename', ''))}"
+                 for o in cell.get("outputs", []))
 
 
 def _state(course: Path) -> dict[tuple[str, ...], Any]:
@@ -186,7 +189,8 @@ def _state(course: Path) -> dict[tuple[str, ...], Any]:
         student, notebook = path.parent.parent.name, path.stem
         nb = nbformat.read(path, as_version=4)
         state[("cells", student, notebook)] = tuple(
-            (c.cell_type, c.source, json.dumps(c.metadata.get("nbgrader"), sort_keys=True)) for c in nb.cells)
+            (c.cell_type, c.source, json.dumps(c.metadata.get("nbgrader"), sort_keys=True))
+            for c in nb.cells)
         for index, cell in enumerate(nb.cells):
             if cell.cell_type == "code":
                 state[("outputs", student, notebook, str(index))] = _kinds(cell)
@@ -220,7 +224,8 @@ def test_our_grader_agrees_with_nbgrader_on_its_fixtures(tmp_path: Path) -> None
     ours_seconds = time.monotonic() - started
     for course in (plain, mine):
         _nbgrader(course, "generate_feedback", "ps1")
-    print(f"nbgrader autograde {nbgrader_seconds:.1f} s, python -m graders grade {ours_seconds:.1f} s")
+    print(f"nbgrader autograde {nbgrader_seconds:.1f} s, "
+          f"python -m graders grade {ours_seconds:.1f} s")
 
     assert {s: r.status for s, r in rows.items()} == {s: v[0] for s, v in OUR_STATUSES.items()}, {
         s: r.detail for s, r in rows.items()}

@@ -155,7 +155,8 @@ def _problems(run: Any, unawaited: list[str], seconds: float, *, expect_error: b
             raise AssertionError(f"{name} is not implemented yet (it raised NotImplementedError)")
         raise _fail(name, f"raised {type(error).__name__}: {error}")
     if run.pending_tasks:
-        running = collections.Counter(task.rsplit(" (", 1)[-1].rstrip(")") for task in run.pending_tasks)
+        running = collections.Counter(task.rsplit(" (", 1)[-1].rstrip(")")
+                                      for task in run.pending_tasks)
         listed = ", ".join(f"{n} x {what}" if n > 1 else what for what, n in running.most_common(3))
         raise _fail(name, f"returned while {len(run.pending_tasks)} task(s) it started were "
                     f"still running ({listed})",
@@ -212,7 +213,9 @@ def expect_async_raises(
 def _log_of(server: Any) -> Any:
     log = getattr(server, "log", server)
     if not hasattr(log, "max_in_flight"):
-        raise TypeError(f"expected a LatencyServer or its ConnectionLog, got {type(server).__name__}")
+        raise TypeError(
+            f"expected a LatencyServer or its ConnectionLog, got {type(server).__name__}"
+        )
     log.wait_idle(2.0, requests_only=True)  # let the server note clients that just left
     return log
 
@@ -331,11 +334,14 @@ def assert_no_threads_started(watch: LoopWatch, *, what: str = "", hint: str = "
 
     if watch.threads:
         listed = ", ".join(dict.fromkeys(watch.threads))
-        raise _fail(what or f"{watch.name}()",
-                    f"started {len(watch.threads)} thread(s) ({listed}) while it ran",
-                    hint or "Let the event loop do the waiting: create a task per fetch (or pass "
-                    "the coroutines to asyncio.gather) and await them. asyncio.to_thread and thread "
-                    "pools are for blocking calls that have no async version")
+        raise _fail(
+            what or f"{watch.name}()",
+            f"started {len(watch.threads)} thread(s) ({listed}) while it ran",
+            hint
+            or "Let the event loop do the waiting: create a task per fetch (or pass "
+            "the coroutines to asyncio.gather) and await them. asyncio.to_thread and thread "
+            "pools are for blocking calls that have no async version",
+        )
 
 
 def assert_loop_responsive(watch: LoopWatch, max_gap: float = 0.3, *, what: str = "",

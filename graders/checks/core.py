@@ -17,7 +17,7 @@ import time
 import types
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 __all__ = [
     "expect_equal",
@@ -110,7 +110,8 @@ def expect_raises(
     except NotImplementedError:
         raise fail(call, "not implemented yet (it raised NotImplementedError)") from None
     except Exception as other:
-        raise fail(call, f"expected {names}, but it raised {type(other).__name__}: {other}", hint) from None
+        raise fail(call, f"expected {names}, but it raised {type(other).__name__}: {other}",
+                   hint) from None
     raise fail(call, f"expected {names}, but it returned {short(result)}", hint)
 
 
@@ -152,8 +153,8 @@ def finishes_within(seconds: float, fn: Callable[..., T], *args: object, **kwarg
 
 
 def _spans(spans: object) -> list[_SpanLike]:
-    items = getattr(spans, "spans", spans)
-    return list(items)  # type: ignore[call-overload]
+    items = cast("Iterable[_SpanLike]", getattr(spans, "spans", spans))
+    return list(items)
 
 
 def max_concurrency(spans: Iterable[_SpanLike] | object, names: Iterable[str] | None = None) -> int:
@@ -279,7 +280,7 @@ def forced_interleaving(*functions: object, pause: float = 2e-5) -> Iterator[Non
         yield
     finally:
         sys.settrace(previous_trace)
-        threading.settrace(previous_thread_trace)  # type: ignore[arg-type]
+        threading.settrace(previous_thread_trace)
 
 
 def assert_race_free(
@@ -293,7 +294,7 @@ def assert_race_free(
     hint: str = "Two threads updated the shared value at once; protect the "
     "read-modify-write with a lock (with lock: ...)",
 ) -> None:
-    """Run ``run()`` ``trials`` times under forced interleaving; every result must equal ``expected``.
+    """Run ``run()`` ``trials`` times under forced interleaving; each result must be ``expected``.
 
     ``interleave`` lists the learner's functions (or classes) whose bytecodes
     are interleaved; with none given the run is merely repeated, which on

@@ -44,7 +44,9 @@ def _run_once(test: Callable[[type], object], factory: Callable[[Any], type], se
         if args.exc_type is not None and issubclass(args.exc_type, LockAborted):
             return
         name = args.thread.name if args.thread is not None else "a thread"
-        thread_errors.append(f"{name} raised {getattr(args.exc_type, '__name__', '?')}: {args.exc_value}")
+        thread_errors.append(
+            f"{name} raised {getattr(args.exc_type, '__name__', '?')}: {args.exc_value}"
+        )
 
     outcome: dict[str, Any] = {}
 

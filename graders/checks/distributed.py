@@ -25,6 +25,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+from course_lib import internals
+
 __all__ = ["CallRecorder", "assert_called", "assert_dask_tasks", "assert_hub_engines",
            "assert_ran_on", "call_concurrently", "dask_task_records", "hub_task_records",
            "results_of_type"]
@@ -92,7 +94,8 @@ def assert_ran_on(labels: Iterable[object], allowed: Iterable[object], at_least:
         names = ", ".join(sorted(map(describe, distinct))) or "none"
         raise AssertionError(
             f"{prefix}{len(distinct)} worker(s) did the work ({names}), expected at least "
-            f"{at_least}. {hint or 'Spread the tasks over the workers (a load-balanced view, map)'}")
+            f"{at_least}. {hint or 'Spread the tasks over the workers (a load-balanced view, map)'}"
+        )
 
 
 # ------------------------------------------------------------------ processes a farm starts
@@ -146,7 +149,7 @@ def hub_task_records(client: Any, timeout: float = 10.0) -> Iterator[list[dict[s
     new = [m for m in client.hub_history() if m not in before]
     if not new:
         return
-    engines = {uuid: eid for eid, uuid in client._engines.items()}
+    engines = {uuid: eid for eid, uuid in internals.ipp_client_engines(client).items()}
     rows = client.db_query({"msg_id": {"$in": new}},
                            keys=["msg_id", "engine_uuid", "completed", "result_buffers",
                                  "result_content"])
@@ -158,10 +161,15 @@ def hub_task_records(client: Any, timeout: float = 10.0) -> Iterator[list[dict[s
             except Exception:  # noqa: BLE001 - a result we cannot read is just not evidence
                 result = None
         content = row.get("result_content") or {}
-        records.append({"msg_id": row["msg_id"],
-                        "engine": engines.get(row.get("engine_uuid"), row.get("engine_uuid")),
-                        "completed": row.get("completed"), "result": result,
-                        "error": content.get("ename") if content.get("status") == "error" else None})
+        records.append(
+            {
+                "msg_id": row["msg_id"],
+                "engine": engines.get(row.get("engine_uuid"), row.get("engine_uuid")),
+                "completed": row.get("completed"),
+                "result": result,
+                "error": content.get("ename") if content.get("status") == "error" else None,
+            }
+        )
 
 
 def results_of_type(records: Iterable[dict[str, Any]], kind: type) -> list[Any]:

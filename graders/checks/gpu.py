@@ -74,8 +74,8 @@ def _fail(what: str, detail: str, hint: str = "") -> AssertionError:
 # file and line of its caller, so it is left alone and its `_allocations` dict
 # (looked up once per static allocation) is replaced by a recording one.
 # Dynamic shared memory (shape 0) is not counted. Shared and local arrays are
-# plain NumPy arrays, so they are not counted as global reads or writes. If numba-cuda renames any of these, _simulator_hooks
-# raises a RuntimeError naming what it could not find.
+# plain NumPy arrays, so they are not counted as global reads or writes. If numba-cuda
+# renames any of these, _simulator_hooks raises a RuntimeError naming what it could not find.
 # --------------------------------------------------------------------------------------------
 
 _ATOMIC_OPS = ("add", "sub", "and_", "or_", "xor", "inc", "dec", "exch", "max", "min",
@@ -202,7 +202,7 @@ def simulator_trace() -> Iterator[KernelTrace]:
         raise RuntimeError("simulator_trace() is already active: nest no traces")
     trace = KernelTrace()
     record = threading.Lock()
-    local = threading.local()          # .inside: depth of atomics, whose own accesses are not counted
+    local = threading.local()  # .inside: depth of atomics, whose own accesses are not counted
     thread_cls = hooks["thread"]
     saved: list[tuple[type, str, Any]] = []
 
@@ -346,7 +346,9 @@ def assert_thread_per_element(trace: KernelTrace, array: Any = None, *, count: i
     for index, threads in by_element.items():
         if len(threads) > 1:
             names = ", ".join(_describe(t) for t in sorted(threads)[:3])
-            raise _fail(what, f"element {index} was {verb} by {len(threads)} threads ({names})", hint)
+            raise _fail(
+                what, f"element {index} was {verb} by {len(threads)} threads ({names})", hint
+            )
         thread = next(iter(threads))
         own = trace.global_index(thread)[:len(index)][::-1]
         if index != own:
@@ -399,9 +401,12 @@ def assert_reads_per_thread(trace: KernelTrace, array: Any, at_most: int, *, wha
         raise _fail(what, "the kernel never read this array", hint)
     thread, most = reads.most_common(1)[0]
     if most > at_most:
-        raise _fail(what, f"{_describe(thread)} read {most} elements from global memory, "
-                          f"expected at most {at_most} (all threads together: {sum(reads.values())})",
-                    hint)
+        raise _fail(
+            what,
+            f"{_describe(thread)} read {most} elements from global memory, "
+            f"expected at most {at_most} (all threads together: {sum(reads.values())})",
+            hint,
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -571,8 +576,23 @@ def _binary(name: str) -> Callable[..., Any]:
 
 for _name in ("max", "min", "sum", "mean", "astype", "reshape", "copy", "argmax", "argmin"):
     setattr(_DeviceLike, _name, _method(_name))
-for _name in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__",
-              "__rtruediv__", "__pow__", "__lt__", "__le__", "__gt__", "__ge__", "__eq__", "__ne__"):
+for _name in (
+    "__add__",
+    "__radd__",
+    "__sub__",
+    "__rsub__",
+    "__mul__",
+    "__rmul__",
+    "__truediv__",
+    "__rtruediv__",
+    "__pow__",
+    "__lt__",
+    "__le__",
+    "__gt__",
+    "__ge__",
+    "__eq__",
+    "__ne__",
+):
     setattr(_DeviceLike, _name, _binary(_name))
 del _name
 

@@ -129,15 +129,24 @@ def assert_topology(trace: Any, ranks: Iterable[int], *, shifts: int = 1, what: 
 # ---------------------------------------------------------------- watching the random generators
 
 
-def _rng_watch(comm, target, args):  # type: ignore[no-untyped-def]  # runs on the ranks
+def _rng_watch(comm: object, target: str, args: tuple[object, ...]) -> dict[str, object]:
+    """Run ``target(comm, *args)`` on a rank, noting the seeds numpy's generators get.
+
+    run_function runs this function's source on the ranks, where the module's
+    imports are not made: its signature names builtins only, and the names the
+    nested functions' annotations need are imported here.
+    """
+    from collections.abc import Callable  # noqa: F401  (the ranks evaluate annotations)
+    from typing import Any  # noqa: F401  (the ranks evaluate annotations)
+
     import numpy
 
-    seeds = []
+    seeds: list[int | str] = []
     names = ("default_rng", "seed")  # classes stay: numpy checks isinstance against them
     saved = {name: getattr(numpy.random, name) for name in names}
 
-    def spy(real):  # type: ignore[no-untyped-def]
-        def call(*a, **k):  # type: ignore[no-untyped-def]
+    def spy(real: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*a: Any, **k: Any) -> Any:
             seed = a[0] if a else k.get("seed")
             seeds.append(int(seed) if isinstance(seed, (int, numpy.integer)) else repr(seed))
             return real(*a, **k)

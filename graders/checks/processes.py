@@ -32,6 +32,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from course_lib import internals
+
 __all__ = [
     "ProcessRecord",
     "ProcessWatch",
@@ -172,30 +174,21 @@ def _live_pools() -> list[Any]:
     its terminate there) and from the executors' manager threads, which is
     much cheaper than scanning every object; falls back to the scan.
     """
-    try:
-        from concurrent.futures import process as futures_process
-        from multiprocessing import util
-        from multiprocessing.pool import Pool
-
-        terminate = Pool.__dict__["_terminate_pool"].__func__
-        found = []
-        registry: dict[Any, Any] = getattr(util, "_finalizer_registry")  # noqa: B009
-        for finalizer in list(registry.values()):
-            callback = getattr(finalizer, "_callback", None)
+    finalizers = internals.multiprocessing_finalizers()
+    executors = internals.process_pool_executors()
+    terminate = internals.pool_terminate_function()
+    if finalizers is not None and executors is not None and terminate is not None:
+        found: list[Any] = []
+        for finalizer in finalizers:
+            callback = internals.finalizer_callback(finalizer)
             if getattr(callback, "__func__", None) is terminate:
-                ref = getattr(finalizer, "_weakref", None)
-                pool = ref() if ref is not None else None
+                pool = internals.finalizer_target(finalizer)
                 if pool is not None:
                     found.append(pool)
-        for thread in list(futures_process._threads_wakeups.keys()):
-            executor = thread.executor_reference()
-            if executor is not None:
-                found.append(executor)
-        return found
-    except (AttributeError, KeyError, ImportError):  # pragma: no cover - internals changed
-        kinds = _pool_types()
-        # type(), not isinstance(): a weakref proxy claims the class of its (dead) referent.
-        return [obj for obj in gc.get_objects() if issubclass(type(obj), kinds)]
+        return found + executors
+    kinds = _pool_types()  # pragma: no cover - internals changed
+    # type(), not isinstance(): a weakref proxy claims the class of its (dead) referent.
+    return [obj for obj in gc.get_objects() if issubclass(type(obj), kinds)]
 
 
 def _still_running(pool: Any) -> bool:
@@ -322,11 +315,9 @@ def _exists(name: str, rtype: str) -> bool:
 def _unlink_segment(name: str) -> None:
     if os.name != "posix":  # Windows frees a block when its last handle closes
         return
-    import _posixshmem
     from multiprocessing import resource_tracker
 
-    with contextlib.suppress(FileNotFoundError):
-        _posixshmem.shm_unlink("/" + name.lstrip("/"))
+    internals.posix_shm_unlink(name)
     with contextlib.suppress(Exception):
         resource_tracker.unregister("/" + name.lstrip("/"), "shared_memory")
 
@@ -339,36 +330,29 @@ def _live_semaphore_names() -> set[str]:
     """
     from multiprocessing.synchronize import SemLock
 
-    try:
-        from multiprocessing import util
-
-        cleanup = SemLock.__dict__["_cleanup"]
-        cleanup = getattr(cleanup, "__func__", cleanup)
-        registry: dict[Any, Any] = getattr(util, "_finalizer_registry")  # noqa: B009
+    cleanup = internals.semlock_cleanup_function()
+    finalizers = internals.multiprocessing_finalizers()
+    if cleanup is not None and finalizers is not None:
         return {
-            str(f._args[0])
-            for f in list(registry.values())
-            if getattr(f, "_callback", None) is cleanup and f._args
+            str(internals.finalizer_args(f)[0])
+            for f in finalizers
+            if internals.finalizer_callback(f) is cleanup and internals.finalizer_args(f)
         }
-    except (AttributeError, KeyError, IndexError, TypeError):  # pragma: no cover
-        names = set()
-        for obj in gc.get_objects():
-            if issubclass(type(obj), SemLock):
-                name = getattr(getattr(obj, "_semlock", None), "name", None)
-                if name:
-                    names.add(name)
-        return names
+    names = set()  # pragma: no cover - internals changed: scan every object
+    for obj in gc.get_objects():
+        if issubclass(type(obj), SemLock):
+            name = internals.semlock_name(obj)
+            if name:
+                names.add(name)
+    return names
 
 
 def _unlink_semaphore(name: str) -> None:
     from multiprocessing import resource_tracker
 
-    try:
-        from _multiprocessing import sem_unlink
-    except ImportError:  # pragma: no cover - Windows has no named semaphores to leak
+    if os.name != "posix":  # pragma: no cover - Windows has no named semaphores to leak
         return
-    with contextlib.suppress(OSError):
-        sem_unlink(name)
+    internals.posix_sem_unlink(name)
     with contextlib.suppress(Exception):
         resource_tracker.unregister(name, "semaphore")
 
@@ -454,19 +438,18 @@ def _restart_forkserver(stderr: IO[bytes] | None) -> bool:
 
         import psutil
 
-        server: Any = forkserver._forkserver
-        pid = server._forkserver_pid
+        pid = internals.forkserver_pid()
         if pid is not None:
             with contextlib.suppress(psutil.NoSuchProcess):
                 if psutil.Process(pid).children():
                     return False
-            server._stop()
+            internals.stop_forkserver()
         if stderr is None:
             return True
         saved = os.dup(2)
         try:
             os.dup2(stderr.fileno(), 2)
-            server.ensure_running()
+            forkserver.ensure_running()
         finally:
             os.dup2(saved, 2)
             os.close(saved)
@@ -572,7 +555,7 @@ def _target_name(target: object) -> str:
 
 
 def _plain(value: Any) -> Any:
-    """``value`` if it is plain data (numbers, strings, tuples of them), else a short description."""
+    """``value`` if it is plain data (numbers, strings, tuples of them), else a description."""
     if value is None or isinstance(value, (bool, int, float, str, bytes)):
         return value
     if isinstance(value, tuple):
@@ -693,7 +676,8 @@ def assert_joined(watch: ProcessWatch, target: str | None = None, *, started: in
             raise _fail(
                 what or "join",
                 f"join(timeout={timeout}) on {record.name} returned while it was still running",
-                hint or "Drain, then join: read every result first; a worker that still has results "
+                hint
+                or "Drain, then join: read every result first; a worker that still has results "
                 "to send cannot end, so a join before that only waits out its timeout",
             )
         if not record.joined:

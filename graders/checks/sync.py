@@ -421,7 +421,8 @@ def assert_phases(
             late = max(phases[k], key=lambda s: s.end)
             raise _fail(
                 what or "phases",
-                f"{first_next.worker} began phase {k + 1} before {late.worker} had finished phase {k}",
+                f"{first_next.worker} began phase {k + 1} "
+                f"before {late.worker} had finished phase {k}",
                 hint or "Wait at a barrier after every phase: nobody may start phase k + 1 before "
                 "everybody has finished phase k",
             )
