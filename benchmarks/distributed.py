@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
-from course_lib.machine import usable_cores
+from course_lib.machine.cores import usable_cores
 from course_lib.timing import benchmark
 
 from . import Result, Skip, figure

@@ -33,7 +33,7 @@ from course_lib.gpu import (
     opencl_session,
     simulator_enabled,
 )
-from course_lib.machine import usable_cores
+from course_lib.machine.cores import usable_cores
 from course_lib.timing import compare
 
 from . import Result, Skip, figure

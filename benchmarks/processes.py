@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from course_lib.machine import mp_context, usable_cores
+from course_lib.machine.cores import mp_context, usable_cores
 from course_lib.processes import SharedArray, attach_array, square
 from course_lib.timing import benchmark, compare
 from course_lib.workers import busy_work

@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, SupportsIndex, TypeVar
 
+from . import internals
 from .netserver import LatencyServer
 
 __all__ = [
@@ -181,7 +182,7 @@ _real_sleep = time.sleep
 
 def _note_blocking_call(description: str) -> None:
     """Record ``description`` if the calling thread is running a watched event loop."""
-    loop = asyncio._get_running_loop()
+    loop = internals.running_loop_or_none()
     if loop is not None:
         calls = _WATCHED.get(loop)
         if calls is not None:
@@ -415,12 +416,11 @@ def default_executor(max_workers: int | None = None) -> Iterator[ThreadPoolExecu
                            "cell or inside async def") from None
     if max_workers is not None and (isinstance(max_workers, bool) or max_workers < 1):
         raise ValueError(f"max_workers must be at least 1, got {max_workers!r}")
-    previous = getattr(loop, "_default_executor", None)
+    previous = internals.default_executor(loop)
     pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="to_thread")
     loop.set_default_executor(pool)
     try:
         yield pool
     finally:
-        if hasattr(loop, "_default_executor"):
-            loop._default_executor = previous
+        internals.set_default_executor(loop, previous)
         pool.shutdown(wait=True, cancel_futures=True)

@@ -41,6 +41,7 @@ from kombu.utils import json as kombu_json
 
 from course_lib import dist_tasks
 from course_lib.fileio import atomic_write
+from course_lib.internals import retry_queue_bind
 
 _filesystem: Any = importlib.import_module("kombu.transport.filesystem")
 _dumps: Any = kombu_json.dumps
@@ -63,9 +64,6 @@ class _AtomicChannel(_filesystem.Channel):  # type: ignore[misc]  # kombu's clas
     def get_table(self, exchange: str) -> Any:
         return _again_if_half_written(lambda: super(_AtomicChannel, self).get_table(exchange))
 
-    def _queue_bind(self, *args: Any) -> Any:
-        return _again_if_half_written(lambda: super(_AtomicChannel, self)._queue_bind(*args))
-
 
 def _again_if_half_written(read: Any, tries: int = 100) -> Any:
     """Call ``read()``; while another process is rewriting the file, try again."""
@@ -80,7 +78,9 @@ def _again_if_half_written(read: Any, tries: int = 100) -> Any:
 class FilesystemTransport(_filesystem.Transport):  # type: ignore[misc]
     """The ``filesystem://`` transport with atomic messages (see the module docstring)."""
 
-    Channel = _AtomicChannel
+    # _put above is the virtual transport's interface (kombu calls it to send); binding
+    # a queue reads the exchange table through a private method, retried via internals.
+    Channel = retry_queue_bind(_AtomicChannel, _again_if_half_written)
 
 
 TRANSPORT_ALIASES["filesystem"] = "course_lib.celery_tasks:FilesystemTransport"

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .figures import new_axes
+from .internals import running_loop_or_none
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -377,7 +378,7 @@ def run_virtual(coro_fn: Callable[..., Awaitable[T]], *args: Any, real_timeout: 
     """
     real_timeout = _check_timeout(real_timeout)
     max_virtual = _check_timeout(max_virtual)
-    if asyncio._get_running_loop() is not None:
+    if running_loop_or_none() is not None:
         # Called from a running loop (a Jupyter cell): run on a fresh loop in a helper thread.
         outcome: dict[str, Any] = {}
 

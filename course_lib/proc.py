@@ -22,6 +22,7 @@ import math
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, TypeAlias
@@ -205,20 +206,37 @@ class RunResult(NamedTuple):
     timed_out: bool
 
 
-_DRAIN_TIMEOUT = 5.0  # after the tree is gone: time left to read what is still in the pipes
+_LEFTOVER_TIMEOUT = 30.0  # stopping what the command left behind in its group
+
+
+def _memory_limit(memory_mb: int) -> Any:
+    """A ``preexec_fn`` capping the child's address space (POSIX only)."""
+
+    def limit() -> None:  # pragma: no cover - runs in the child
+        import resource
+
+        size = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (size, size))
+
+    return limit
 
 
 def run_bounded(cmd: Sequence[str], timeout: float, *, env: Mapping[str, str] | None = None,
-                cwd: str | os.PathLike[str] | None = None) -> RunResult:
+                cwd: str | os.PathLike[str] | None = None, merge_stderr: bool = False,
+                memory_mb: int | None = None) -> RunResult:
     """Run ``cmd`` (no shell, no stdin) for at most ``timeout`` seconds; capture its output.
 
     The child starts in a process group of its own (a new session on POSIX,
-    ``CREATE_NEW_PROCESS_GROUP`` on Windows). Past the bound, :func:`kill_tree`
-    stops the child and every process under it, also those that left for a
-    session of their own (MPICH's proxy and ranks), and waits until they are
-    gone; only our own child is reaped. The output written until then is kept
-    (``timed_out=True``). Raises ``FileNotFoundError`` / ``PermissionError``
-    (an ``OSError`` naming the program) when the command cannot be started.
+    ``CREATE_NEW_PROCESS_GROUP`` on Windows). When it returns, or past the
+    bound (``timed_out=True``), :func:`kill_tree` stops whatever is left of the
+    tree, also processes that left for a session of their own (MPICH's proxy
+    and ranks), and waits until they are gone; only our own child is reaped.
+    Output goes to temporary files, so a leftover process holding it open
+    cannot stall the caller, and what was written before the bound is kept.
+    ``merge_stderr`` sends stderr into stdout; ``memory_mb`` caps the child's
+    address space where ``resource`` exists (ignored elsewhere). Raises
+    ``FileNotFoundError`` / ``PermissionError`` (an ``OSError`` naming the
+    program) when the command cannot be started.
     """
     argv = [os.fspath(part) for part in cmd]
     if not argv:
@@ -230,32 +248,32 @@ def run_bounded(cmd: Sequence[str], timeout: float, *, env: Mapping[str, str] | 
     kwargs: dict[str, Any] = {}
     if os.name == "posix":
         kwargs["start_new_session"] = True
+        if memory_mb:
+            kwargs["preexec_fn"] = _memory_limit(memory_mb)
     else:  # pragma: no cover - Windows
         kwargs["creationflags"] = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
-    try:
-        child = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, errors="replace", env=None if env is None else dict(env), cwd=cwd,
-            **kwargs,
-        )
-    except OSError as exc:  # OSError(errno, ...) is FileNotFoundError, PermissionError, ...
-        raise OSError(exc.errno, f"cannot start {argv[0]!r}: {exc.strerror or exc}") from exc
-    try:
-        out, err = child.communicate(timeout=timeout)
-        return RunResult(child.returncode, out, err, False)
-    except subprocess.TimeoutExpired:
-        pass
-    except BaseException:  # KeyboardInterrupt included: leave nothing running
-        kill_tree(child, timeout=_DRAIN_TIMEOUT)
-        raise
-    kill_tree(child, timeout=_DRAIN_TIMEOUT)
-    try:
-        out, err = child.communicate(timeout=_DRAIN_TIMEOUT)
-    except subprocess.TimeoutExpired:  # something outside the tree holds the pipes open
-        out, err = "", ""
-        for pipe in (child.stdout, child.stderr):
-            if pipe is not None:
-                pipe.close()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            child.wait(timeout=_DRAIN_TIMEOUT)
-    return RunResult(child.returncode, out or "", err or "", True)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        try:
+            child = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT if merge_stderr else err,
+                env=None if env is None else dict(env), cwd=cwd, **kwargs,
+            )
+        except OSError as exc:  # OSError(errno, ...) is FileNotFoundError, PermissionError, ...
+            raise OSError(exc.errno, f"cannot start {argv[0]!r}: {exc.strerror or exc}") from exc
+        timed_out = False
+        try:
+            child.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        finally:  # KeyboardInterrupt included: leave nothing running
+            kill_tree(child, timeout=_LEFTOVER_TIMEOUT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=_LEFTOVER_TIMEOUT)
+        return RunResult(child.returncode, _text(out), _text(err), timed_out)
+
+
+def _text(file: Any) -> str:
+    """What a temporary output file holds, as text with universal newlines."""
+    file.seek(0)
+    return str(file.read().decode(errors="replace")).replace("\r\n", "\n")

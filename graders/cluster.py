@@ -58,7 +58,7 @@ def scheduler_address(given: str | None) -> str | None:
     None when neither names a scheduler."""
     if given:
         return given
-    from course_lib.distributed import DistributedError, config
+    from course_lib.distributed.config import DistributedError, config
 
     try:
         return config().get("COURSE_DASK_SCHEDULER") or None

@@ -74,7 +74,7 @@ _QUIET.propagate = False
 
 def usable_cores() -> int:
     """CPUs this process may use (affinity and the cgroup CPU quota), as the course reports them."""
-    from course_lib.machine import usable_cores as machine_cores
+    from course_lib.machine.cores import usable_cores as machine_cores
 
     return machine_cores()
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-from course_lib.proc import kill_tree
+from course_lib.proc import run_bounded
 
-__all__ = ["run_nbgrader", "TIMED_OUT"]
+__all__ = ["TIMED_OUT", "last_error", "run_nbgrader"]
 
 TIMED_OUT = 124
 
@@ -28,35 +26,15 @@ def run_nbgrader(
 ) -> tuple[int, str]:
     """Run ``nbgrader ARGS`` for the course at ``root``; return (exit code, output).
 
-    The command gets a process session of its own, and the whole group is
-    killed when it returns or runs past ``timeout`` (exit code TIMED_OUT).
+    The command gets a process session of its own, and what is left of it is
+    stopped when it returns or runs past ``timeout`` (exit code TIMED_OUT):
+    :func:`course_lib.proc.run_bounded`.
     """
-
-    def limits() -> None:  # pragma: no cover - runs in the child
-        if memory_mb:
-            import resource
-
-            limit = memory_mb * 1024 * 1024
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-    with tempfile.TemporaryFile(mode="w+") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={root}"],
-            cwd=root, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=_environment(), start_new_session=True,
-            preexec_fn=limits if (os.name == "posix" and memory_mb) else None,
-        )
-        try:
-            code = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            code = TIMED_OUT
-        finally:
-            # The whole tree, group included where there are groups (course_lib.proc works
-            # without os.killpg too, e.g. on Windows).
-            kill_tree(proc, timeout=30)
-            proc.wait()
-        log.seek(0)
-        return code, log.read()
+    result = run_bounded(
+        [sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={root}"],
+        timeout, env=_environment(), cwd=root, merge_stderr=True, memory_mb=memory_mb)
+    code = TIMED_OUT if result.timed_out or result.returncode is None else result.returncode
+    return code, result.stdout
 
 
 def last_error(output: str) -> str:

@@ -222,6 +222,32 @@ def test_run_bounded_kills_the_process_group_on_timeout(own_session: bool) -> No
             pytest.fail(f"grandchild {pid} still running after the timeout")
 
 
+def test_run_bounded_stops_what_a_finished_command_left_running() -> None:
+    # nbgrader leaves nothing behind on purpose, but a command that exits while a child
+    # still runs must neither make the caller wait for that child nor leave it running.
+    code = (
+        "import subprocess, sys\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+        "print(child.pid, flush=True)\n"
+        "print('to stderr', file=sys.stderr, flush=True)\n"
+    )
+    began = time.monotonic()
+    result = proc.run_bounded([sys.executable, "-c", code], timeout=60, merge_stderr=True)
+    assert not result.timed_out and result.returncode == 0
+    assert time.monotonic() - began < 30
+    pid_line, err_line = result.stdout.split("\n")[:2]
+    assert err_line == "to stderr" and result.stderr == ""
+    _assert_all_gone([int(pid_line)])
+
+
+@pytest.mark.skipif(os.name != "posix", reason="resource limits are POSIX")
+def test_run_bounded_caps_memory() -> None:
+    code = "b = bytearray(400 * 1024 * 1024); print('allocated')"
+    result = proc.run_bounded([sys.executable, "-c", code], 60, memory_mb=200)
+    assert result.returncode != 0 and "MemoryError" in result.stderr
+    assert proc.run_bounded([sys.executable, "-c", code], 60).stdout == "allocated\n"
+
+
 def test_run_bounded_names_a_missing_program() -> None:
     with pytest.raises(FileNotFoundError, match="cannot start '/nonexistent/program-xyz'"):
         proc.run_bounded(["/nonexistent/program-xyz"], timeout=5)

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from course_lib.distributed.config import HOST, check_positive, config, require
+from course_lib.internals import replace_dask_offload_executor
 
 
 @contextlib.contextmanager
@@ -65,12 +66,13 @@ def dask_client(n_workers: int = 2, *, threads_per_worker: int = 1, processes: b
 def _renew_dask_offload_thread() -> None:
     """Dask keeps a module-level one-thread pool alive for ever; end its thread and put
     a fresh pool (no thread until used) in its place, so nothing is left running."""
-    utils = require("distributed.utils")
+    require("distributed.utils")
     from concurrent.futures import ThreadPoolExecutor
 
-    old = utils._offload_executor
-    utils._offload_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="Dask-Offload")
-    old.shutdown(wait=True)
+    fresh = ThreadPoolExecutor(max_workers=1, thread_name_prefix="Dask-Offload")
+    old = replace_dask_offload_executor(fresh)
+    if old is not None:
+        old.shutdown(wait=True)
 
 
 def dashboard_link(client: Any = None, *, port: int | None = None,

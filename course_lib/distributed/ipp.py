@@ -11,20 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from course_lib.distributed.config import HOST, check_positive, config, require
-
-
-def _stop_ipp_loop_thread(cluster: Any) -> None:
-    """ipyparallel runs ``*_sync`` calls on a helper thread when a loop is running (Jupyter);
-    end it, since ipyparallel leaves it running until the process exits."""
-    loop = getattr(cluster, "_thread_loop", None)
-    thread = getattr(cluster, "_async_thread", None)
-    if loop is None or thread is None:
-        return
-    loop.add_callback(loop.stop)
-    thread.join(5.0)
-    if not thread.is_alive():
-        loop.close()
-    cluster._async_thread = None
+from course_lib.internals import stop_ipyparallel_loop_thread
 
 
 @contextlib.contextmanager
@@ -87,5 +74,6 @@ def ipp_cluster(n: int = 2, profile: str | None = None, *, timeout: float = 60.0
                 with contextlib.suppress(Exception):
                     cluster.stop_controller_sync()
             finally:
-                _stop_ipp_loop_thread(cluster)
+                # ipyparallel runs *_sync calls on a thread it never stops (Jupyter)
+                stop_ipyparallel_loop_thread(cluster, 5.0)
                 folder.cleanup()

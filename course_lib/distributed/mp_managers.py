@@ -35,10 +35,14 @@ def _results() -> Any:
 class QueueServer(BaseManager):
     """A manager process that shares a ``tasks`` and a ``results`` queue over TCP."""
 
+    def __init__(self, address: tuple[str, int], authkey: bytes, **kwargs: Any) -> None:
+        super().__init__(address=address, authkey=authkey, **kwargs)
+        self._key = bytes(authkey)
+
     @property
     def authkey(self) -> bytes:
         """The shared secret a worker needs to connect (plain bytes, so it pickles)."""
-        return bytes(self._authkey)  # type: ignore[attr-defined]
+        return self._key
 
 
 QueueServer.register("tasks", callable=_tasks)
@@ -49,7 +53,7 @@ QueueServer.register("results", callable=_results)
 def queue_manager_server(*, host: str = HOST, port: int = 0,
                          authkey: bytes | None = None) -> Iterator[QueueServer]:
     """Start a :class:`QueueServer` in its own process; yields it (``.address``, ``.tasks()``,
-    ``.results()``, ``._authkey``); shut down after the block.
+    ``.results()``, ``.authkey``); shut down after the block.
 
     A worker elsewhere connects with ``QueueClient(address=..., authkey=...)``.
     """

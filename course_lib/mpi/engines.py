@@ -12,6 +12,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from course_lib.internals import stop_ipyparallel_loop_thread
 from course_lib.mpi.launch import check_n, check_timeout, mpiexec_command
 from course_lib.mpi.results import MPIUnavailableError
 from course_lib.mpi.settings import KILL_WAIT
@@ -20,20 +21,6 @@ if TYPE_CHECKING:
     import tempfile
 
 __all__ = ["MPIEngines"]
-
-
-def _stop_loop_thread(cluster: Any) -> None:
-    """End the thread in which ipyparallel runs ``*_sync`` calls when an event loop is running
-    (as in Jupyter); ipyparallel itself leaves it running until the process exits."""
-    loop = getattr(cluster, "_thread_loop", None)
-    thread = getattr(cluster, "_async_thread", None)
-    if loop is None or thread is None:
-        return
-    loop.add_callback(loop.stop)
-    thread.join(KILL_WAIT)
-    if not thread.is_alive():
-        loop.close()
-    cluster._async_thread = None
 
 
 class MPIEngines:
@@ -116,7 +103,8 @@ class MPIEngines:
                 try:
                     cluster.stop_controller_sync()
                 finally:
-                    _stop_loop_thread(cluster)
+                    # ipyparallel runs *_sync calls on a thread it never stops (Jupyter)
+                    stop_ipyparallel_loop_thread(cluster, KILL_WAIT)
         if self._folder is not None:
             self._folder.cleanup()
             self._folder = None

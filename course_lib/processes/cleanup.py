@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from pathlib import Path
-from typing import Any
+
+from .. import internals
 
 __all__ = ["shutdown_helpers"]
 
@@ -49,24 +49,18 @@ def shutdown_helpers() -> list[str]:
 
     done: list[str] = []
     gc.collect()
-    try:
-        from multiprocessing import forkserver
-
-        server: Any = forkserver._forkserver
-        pid = server._forkserver_pid
-    except (ImportError, AttributeError):  # no fork server on this platform
-        pid = None
+    pid = internals.forkserver_pid()  # None: none runs, or no fork server on this platform
     if pid is not None:
         try:
             busy = bool(psutil.Process(pid).children())
         except psutil.NoSuchProcess:
             busy = False
         if not busy and _only_helpers_below_us():
-            server._stop()
+            internals.stop_forkserver()
             done.append(f"stopped the fork server (pid {pid})")
-    config: dict[str, Any] = multiprocessing.current_process()._config  # type: ignore[attr-defined]
+    config = internals.process_config()
     folder = config.get("tempdir")
-    if folder and os.path.isdir(folder) and pid is not None and not server._forkserver_pid:
+    if folder and os.path.isdir(folder) and pid is not None and internals.forkserver_pid() is None:
         # Sockets of fork servers that children started (they share this folder) and that
         # have ended with them: nobody listens on them any more.
         for entry in Path(folder).iterdir():
@@ -75,12 +69,8 @@ def shutdown_helpers() -> list[str]:
     if folder and os.path.isdir(folder) and not os.listdir(folder):
         os.rmdir(folder)
         config["tempdir"] = None
-        from multiprocessing import util
-
-        registry: dict[Any, Any] = getattr(util, "_finalizer_registry", {})
-        for finalizer in list(registry.values()):
-            args = getattr(finalizer, "_args", None) or ()
-            if folder in args:
+        for finalizer in internals.multiprocessing_finalizers() or []:
+            if folder in internals.finalizer_args(finalizer):
                 finalizer.cancel()
         done.append(f"removed multiprocessing's temporary folder {folder}")
     return done

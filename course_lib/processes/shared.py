@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 from collections.abc import Iterator, Sequence
 from multiprocessing import shared_memory
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .. import internals
 from ..workers import as_int
 
 if TYPE_CHECKING:
@@ -63,9 +63,7 @@ def _release_mapping(shm: shared_memory.SharedMemory) -> bool:
     except BufferError:
         # SharedMemory.close() would unmap memory that live arrays still use. Hand the
         # mapping to those arrays (it is unmapped when the last one is freed), close the rest.
-        shm_any: Any = shm
-        shm_any._buf = None
-        shm_any._mmap = None
+        internals.release_shared_memory_mapping(shm)
         shm.close()
         return False
 
@@ -251,15 +249,9 @@ def segment_exists(name: str) -> bool:
         raise ValueError("name must not be empty")
     if _SHM_DIR.is_dir():
         return (_SHM_DIR / bare).exists()
-    if os.name == "posix":  # macOS: ask shm_open, which does not register with the tracker
-        import _posixshmem
-
-        try:
-            fd = _posixshmem.shm_open("/" + bare, os.O_RDONLY, mode=0o600)
-        except FileNotFoundError:
-            return False
-        os.close(fd)
-        return True
+    exists = internals.posix_shm_exists(bare)  # macOS: shm_open, not registered with the tracker
+    if exists is not None:
+        return exists
     try:  # Windows: a block exists while someone has it open
         shm = shared_memory.SharedMemory(name=bare)
     except FileNotFoundError:

@@ -258,14 +258,12 @@ def stop_helper_processes() -> list[str]:
     from course_lib.processes.cleanup import shutdown_helpers
 
     stopped = shutdown_helpers()
-    try:
-        from multiprocessing import resource_tracker
+    from course_lib.internals import stop_resource_tracker
 
-        tracker: Any = getattr(resource_tracker, "_resource_tracker", None)
-        pid = getattr(tracker, "_pid", None)
-        if pid is not None and callable(getattr(tracker, "_stop", None)):
-            tracker._stop()
-            stopped.append(f"stopped the resource tracker (pid {pid})")
-    except (ImportError, OSError, ChildProcessError):
-        pass
+    try:
+        pid = stop_resource_tracker()
+    except (OSError, ChildProcessError):
+        pid = None
+    if pid is not None:
+        stopped.append(f"stopped the resource tracker (pid {pid})")
     return stopped

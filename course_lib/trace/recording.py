@@ -15,10 +15,12 @@ import inspect
 import multiprocessing
 import os
 import types
-from asyncio import _get_running_loop, current_task
+from asyncio import current_task
 from collections.abc import Awaitable, Callable
 from threading import current_thread
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast
+
+from course_lib.internals import running_loop_or_none
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -52,7 +54,7 @@ def _is_host_code(code: object) -> bool:
 def thread_and_task() -> tuple[str, str | None]:
     """Name of the current thread and of the current asyncio task (None outside one)."""
     thread = current_thread().name
-    loop = _get_running_loop()
+    loop = running_loop_or_none()
     if loop is None:
         return thread, None
     task = current_task(loop)

@@ -12,12 +12,12 @@ import tempfile
 import threading
 import time
 import weakref
-from asyncio import _get_running_loop
 from collections.abc import Callable
 from threading import current_thread
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from course_lib.fileio import atomic_write_with
+from course_lib.internals import running_loop_or_none
 from course_lib.spans import Span
 from course_lib.trace.recording import ActiveSpan, Clock, process_prefix, thread_and_task, wrap
 from course_lib.trace.remote import RemoteTracer, close_sinks, write_generation
@@ -114,7 +114,7 @@ class Tracer:
             return
         thread = current_thread().name
         task: str | None = None
-        if _get_running_loop() is not None:
+        if running_loop_or_none() is not None:
             thread, task = thread_and_task()
         with self._lock:
             if self._kept < self._capacity:

@@ -541,7 +541,7 @@ def clean_processes(timeout: float = 2.0, what: str = "") -> Iterator[None]:
 
 def _start_method() -> str:
     """The start method the course uses now (``course_lib.start_method()``)."""
-    from course_lib.machine import start_method
+    from course_lib.machine.cores import start_method
 
     return start_method()
 
