@@ -71,7 +71,7 @@ PY313_ROUND_TRIP ?= ch01_threads
 PY313_TESTS ?= runs_cleanly or (round_trip and $(PY313_ROUND_TRIP))
 test-py313:
 	$(PYTHON313) -m course_lib setup --venv $(VENV313) --extras $(COURSE_EXTRAS),dev --quiet
-	$(VENV313)/bin/python -m pytest tests/test_chapters.py -k "$(PY313_TESTS)" $(PYTEST_ARGS)
+	$(VENV313)/bin/python -m pytest tests/integration/test_chapters.py -k "$(PY313_TESTS)" $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check course_lib graders benchmarks tests

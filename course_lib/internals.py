@@ -6,7 +6,7 @@ module-level offload pool, and so on. Each is reached here through a small
 accessor that says which library version it was written against and what it
 returns when the internal has gone (a later version renamed or removed it):
 the caller then does without (nothing to stop, nothing to restore) instead of
-crashing. ``tests/test_internals.py`` checks that every internal still exists
+crashing. ``tests/course_lib/test_internals.py`` checks that every internal still exists
 with the expected shape in the installed versions, so that an upgrade which
 changes one fails loudly, naming the accessor.
 

@@ -81,13 +81,8 @@ from course_lib.distributed.pyro_engine import (
 )
 from course_lib.distributed.redis_engine import redis_available, redis_server
 from course_lib.distributed.rpyc_engine import rpyc_server
-from course_lib.distributed.scoop_engine import (  # noqa: F401  (tests/test_proc.py)
-    SCOOP_SITECUSTOMIZE as _SCOOP_SITECUSTOMIZE,
-)
 from course_lib.distributed.scoop_engine import ScoopRun, run_scoop
 from course_lib.distributed.servers import free_port, is_worker_lost, kill_process, wait_for
-from course_lib.distributed.servers import stop_all as _stop_all  # noqa: F401  (tests/test_proc.py)
-from course_lib.distributed.servers import stop_tree as _kill_tree  # noqa: F401  (tests/test_proc.py)
 from course_lib.proc import QUIT_SIGNAL as QUIT_SIGNAL
 
 __all__ = [

@@ -7,6 +7,6 @@ Each module `tests/lazy_answers/<chapter>.py` defines
 Every source replaces the solution cell of that exercise: a serial loop where
 threads or processes are asked, a hard-coded result, NumPy where shared memory
 is asked, one global lock instead of a lock order, and so on. The chapter
-round trip (tests/test_chapters.py) grades each one and proves it loses the
+round trip (tests/integration/test_chapters.py) grades each one and proves it loses the
 exercise's points, while the reference keeps full marks.
 """

@@ -1,6 +1,6 @@
 """Lazy answers for chapter 7: the right values without the technique each exercise teaches.
 
-Each one must lose its exercise's points in the round trip (tests/test_chapters.py).
+Each one must lose its exercise's points in the round trip (tests/integration/test_chapters.py).
 """
 
 LAZY_ANSWERS: dict[str, dict[str, list[str]]] = {

@@ -27,7 +27,7 @@ import nbformat
 import psutil
 import pytest
 
-from .conftest import REPO, nbgrader_cell
+from ..conftest import REPO, nbgrader_cell
 
 BIN = Path(sys.executable).parent
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -25,7 +25,7 @@ import pytest
 from course_lib import setup as course_setup
 from course_lib.proc import kill_tree
 
-from .conftest import REPO
+from ..conftest import REPO
 
 
 class Recorder:

@@ -13,7 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from .conftest import REPO
+from ..conftest import REPO
 
 BIN = Path(sys.executable).parent
 

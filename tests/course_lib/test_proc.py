@@ -18,7 +18,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from course_lib import distributed, machine, proc
+from course_lib import proc
+from course_lib.distributed import scoop_engine, servers
 from course_lib.machine import mpiexec
 from graders import sandbox
 
@@ -119,10 +120,10 @@ def test_kill_tree_refuses_bad_targets() -> None:
 
 
 def test_celery_style_stop_without_sigquit(no_posix_groups: None) -> None:
-    """distributed._stop_all (Celery's workers) stops every tree with the fallback signal."""
+    """distributed.servers.stop_all (Celery's workers) stops every tree with the fallback signal."""
     trees = [_start_tree() for _ in range(2)]
     try:
-        distributed._stop_all([launcher for launcher, _ in trees],
+        servers.stop_all([launcher for launcher, _ in trees],
                               int(getattr(signal, "SIGQUIT", signal.SIGTERM)), grace=1.0)
     finally:
         _assert_all_gone([pid for _, pids in trees for pid in pids])
@@ -131,7 +132,7 @@ def test_celery_style_stop_without_sigquit(no_posix_groups: None) -> None:
 def test_redis_and_scoop_style_kill_without_killpg(no_posix_groups: None) -> None:
     launcher, pids = _start_tree()
     try:
-        distributed._kill_tree(launcher, grace=1.0)
+        servers.stop_tree(launcher, grace=1.0)
     finally:
         _assert_all_gone(pids)
 
@@ -273,7 +274,7 @@ def test_find_mpiexec_in_library_bin(tmp_path: Path, monkeypatch: pytest.MonkeyP
     launcher.write_text("")
     launcher.chmod(0o755)
     monkeypatch.setenv("PATH", "")
-    found = machine.find_mpiexec(str(scripts / "python.exe"), str(tmp_path))
+    found = mpiexec.find_mpiexec(str(scripts / "python.exe"), str(tmp_path))
     assert found == str(launcher)
     assert library in mpiexec.mpiexec_folders(str(scripts / "python.exe"), str(tmp_path))
 
@@ -302,7 +303,7 @@ def test_scoop_shim_restores_load_module_where_python_removed_it(tmp_path: Path)
         "    if 'load_module' in vars(cls):\n"
         "        delattr(cls, 'load_module')\n"
         "assert not hasattr(m.SourceFileLoader, 'load_module')\n"
-        f"exec({distributed._SCOOP_SITECUSTOMIZE!r})\n"
+        f"exec({scoop_engine.SCOOP_SITECUSTOMIZE!r})\n"
         f"module = m.SourceFileLoader('learner_program', {str(program)!r}).load_module()\n"
         "import sys\n"
         "print(module.ANSWER, sys.modules['learner_program'] is module)\n"

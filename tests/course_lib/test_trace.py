@@ -21,7 +21,7 @@ import pytest
 
 from course_lib.trace import RemoteTracer, Span, Tracer, TraceSummary
 from course_lib.trace import tracer as tracer_module
-from tests import _trace_workers as workers
+from tests.course_lib import _trace_workers as workers
 
 METHODS = [m for m in ("fork", "spawn", "forkserver")
            if m in multiprocessing.get_all_start_methods()]

@@ -1,4 +1,4 @@
-"""Worker functions for tests/test_trace.py (importable, so they work under spawn)."""
+"""Worker functions for tests/course_lib/test_trace.py (importable, so they work under spawn)."""
 
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ from graders.notebooks import SOURCE_DIR, STUDENT_DIR, grade_cells, strip_soluti
 from graders.release import build_student_edition
 from graders.selfcheck import check_notebook
 
-from .conftest import REPO
+from ..conftest import REPO
 
 CHAPTERS = sorted(p.name for p in SOURCE_DIR.iterdir() if p.is_dir())
 NOTEBOOKS = [p for chapter in CHAPTERS for p in sorted((SOURCE_DIR / chapter).glob("*.ipynb"))]

@@ -29,7 +29,7 @@ from graders.checks import (
     recording_kernel,
 )
 
-from .conftest import REPO
+from ...conftest import REPO
 
 _CHILD = r'''
 import json

@@ -17,7 +17,7 @@ from graders.notebooks import UsageError
 from graders.release import build_student_edition, release, stale_files
 from graders.selfcheck import check_notebook
 
-from .conftest import REPO, nbgrader_cell, toy_notebook
+from ..conftest import REPO, nbgrader_cell, toy_notebook
 
 WRONG = '''def add(a, b):
     return a - b

@@ -39,7 +39,7 @@ from course_lib.gpu import (
 )
 from course_lib.gpu.probe import smoke_test
 
-from .conftest import REPO
+from ..conftest import REPO
 
 NO_GPU = GPUProbe(error="no CUDA driver library (libcuda) on this machine")
 H100 = GPUDevice(index=0, name="NVIDIA H100 80GB HBM3", compute_capability=(9, 0),

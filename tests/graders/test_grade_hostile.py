@@ -23,7 +23,7 @@ from graders.checks.core import is_mp_helper as _is_mp_helper
 from graders.grade import GradeRow, _db_url, _generate, grade_course
 from graders.sandbox import Isolation, detect_isolation
 
-from .conftest import REPO, nbgrader_cell
+from ..conftest import REPO, nbgrader_cell
 
 ADD = "def add(a, b):\n    ### BEGIN SOLUTION\n    return a + b\n    ### END SOLUTION\n"
 MUL = "def mul(a, b):\n    ### BEGIN SOLUTION\n    return a * b\n    ### END SOLUTION\n"

@@ -25,7 +25,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from .conftest import REPO
+from ..conftest import REPO
 
 BINDER = REPO / "binder"
 BIN = Path(sys.executable).parent

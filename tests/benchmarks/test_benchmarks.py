@@ -12,7 +12,7 @@ import pytest
 from benchmarks import FIGURES, Result, Skip, figure
 from benchmarks.__main__ import main
 
-from .conftest import REPO
+from ..conftest import REPO
 
 
 def test_issue_figures_are_registered() -> None:

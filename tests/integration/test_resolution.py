@@ -10,7 +10,7 @@ The conda `environment.yml` is checked against a list, kept here, of the conda-f
 that exist for linux-64, osx-arm64 and win-64 (conda-forge's channel data cannot be fetched
 from the test machines).
 
-`python -m tests.test_resolution` prints the whole matrix.
+`python -m tests.integration.test_resolution` prints the whole matrix.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import pytest
 import yaml
 from packaging.utils import canonicalize_name
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 # Where the course is meant to install: name -> uv's --python-platform.
 PLATFORMS = {

@@ -33,7 +33,7 @@ from typing import Any
 import nbformat
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy" / "jupyterhub"
 BIN = Path(sys.executable).parent
 COURSE_ID = "parallel-python"
