@@ -433,3 +433,78 @@ def retry_queue_bind(channel: type, again: Callable[[Callable[[], Any]], Any]) -
         "__qualname__": channel.__qualname__,
     })
     return subclass
+
+
+# --------------------------------------------------------------------------- numba-cuda's simulator
+# graders.checks.gpu.simulator_trace() wraps methods of the simulator's classes to
+# record what each simulated GPU thread reads and writes; these are the private
+# pieces it needs, written against numba-cuda 0.2x (numba/cuda/simulator/).
+
+
+def numba_simulator_classes() -> dict[str, type] | None:
+    """The simulator classes a trace wraps: kernel, array, module, shared, atomic, thread.
+
+    ``kernel.FakeCUDAKernel``, ``cudadrv.devicearray.FakeWithinKernelCUDAArray``,
+    ``kernelapi.FakeCUDAModule``, ``FakeCUDAShared``, ``FakeCUDAAtomic`` and
+    ``kernel.BlockThread``. None when numba-cuda is missing or has renamed one.
+    """
+    try:
+        kernel = importlib.import_module("numba.cuda.simulator.kernel")
+        kernelapi = importlib.import_module("numba.cuda.simulator.kernelapi")
+        devicearray = importlib.import_module("numba.cuda.simulator.cudadrv.devicearray")
+        return {
+            "kernel": kernel.FakeCUDAKernel,
+            "array": devicearray.FakeWithinKernelCUDAArray,
+            "module": kernelapi.FakeCUDAModule,
+            "shared": kernelapi.FakeCUDAShared,
+            "atomic": kernelapi.FakeCUDAAtomic,
+            "thread": kernel.BlockThread,
+        }
+    except (ImportError, AttributeError):
+        return None
+
+
+def simulated_block_dim(thread: object) -> tuple[int, ...] | None:
+    """The block shape a simulated GPU thread (a ``BlockThread``) belongs to.
+
+    Reads ``BlockThread._manager._block_dim``; None where that is missing.
+    """
+    dims = getattr(getattr(thread, "_manager", None), "_block_dim", None)
+    return None if dims is None else tuple(int(d) for d in dims)
+
+
+def simulated_kernel_context() -> object | None:
+    """The launch the simulator is running in this thread, or None outside one.
+
+    Calls ``numba.cuda.simulator.kernel._get_kernel_context()``; None also where
+    it is missing (every launch then counts as an outer one).
+    """
+    try:
+        kernel = importlib.import_module("numba.cuda.simulator.kernel")
+    except ImportError:
+        return None
+    get = getattr(kernel, "_get_kernel_context", None)
+    return get() if callable(get) else None
+
+
+def is_device_function(kernel: object) -> bool:
+    """Whether a simulated kernel object is a device function (``FakeCUDAKernel._device``)."""
+    return bool(getattr(kernel, "_device", False))
+
+
+def kernel_array_item(array: object) -> object | None:
+    """The array a ``FakeWithinKernelCUDAArray`` wraps (its ``_item``), or None for others."""
+    return getattr(array, "__dict__", {}).get("_item")
+
+
+def wrap_shared_allocations(shared: object, wrap: Callable[[Any], Any]) -> bool:
+    """Replace a ``FakeCUDAShared``'s ``_allocations`` dict by ``wrap(old)``.
+
+    ``cuda.shared.array`` looks a static allocation up there once per block, by its
+    caller's file and line. Returns False, changing nothing, where it is missing.
+    """
+    old = getattr(shared, "_allocations", None)
+    if old is None:
+        return False
+    shared._allocations = wrap(old)  # type: ignore[attr-defined]
+    return True

@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from course_lib import internals
+
 __all__: list[str] = [
     "KernelTrace",
     "simulator_trace",
@@ -59,7 +61,8 @@ def _fail(what: str, detail: str, hint: str = "") -> AssertionError:
 
 
 # --------------------------------------------------------------------------------------------
-# The one place that reaches into numba-cuda's simulator.
+# How simulator_trace() instruments numba-cuda's simulator (the private pieces it
+# needs are reached through course_lib.internals).
 #
 # numba-cuda (0.2x-0.3x) runs a simulated launch as follows, in
 # numba/cuda/simulator/: FakeCUDAKernel.__call__ (kernel.py) wraps every array
@@ -75,7 +78,7 @@ def _fail(what: str, detail: str, hint: str = "") -> AssertionError:
 # (looked up once per static allocation) is replaced by a recording one.
 # Dynamic shared memory (shape 0) is not counted. Shared and local arrays are
 # plain NumPy arrays, so they are not counted as global reads or writes. If numba-cuda
-# renames any of these, _simulator_hooks raises a RuntimeError naming what it could not find.
+# renames any of these, _simulator_hooks raises a RuntimeError saying internals must change.
 # --------------------------------------------------------------------------------------------
 
 _ATOMIC_OPS = ("add", "sub", "and_", "or_", "xor", "inc", "dec", "exch", "max", "min",
@@ -89,25 +92,16 @@ def _simulator_hooks() -> dict[str, Any]:
     if not getattr(config, "ENABLE_CUDASIM", 0):
         raise RuntimeError("simulator_trace() needs Numba's CUDA simulator "
                            "(choose_backends() picks it when there is no GPU)")
-    try:
-        from numba.cuda.simulator import kernel, kernelapi
-        from numba.cuda.simulator.cudadrv import devicearray
-        return {
-            "kernel": kernel.FakeCUDAKernel,
-            "array": devicearray.FakeWithinKernelCUDAArray,
-            "module": kernelapi.FakeCUDAModule,
-            "shared": kernelapi.FakeCUDAShared,
-            "atomic": kernelapi.FakeCUDAAtomic,
-            "thread": kernel.BlockThread,
-        }
-    except (ImportError, AttributeError) as exc:  # pragma: no cover - a future numba-cuda
-        raise RuntimeError(f"this numba-cuda's simulator has changed ({exc}); "
-                           "graders/checks/gpu.py must be updated") from exc
+    classes = internals.numba_simulator_classes()
+    if classes is None:  # pragma: no cover - a future numba-cuda
+        raise RuntimeError("this numba-cuda's simulator has changed: "
+                           "course_lib/internals.py must be updated")
+    return dict(classes)
 
 
 def _array_key(array: Any) -> int:
     """The identity of a device array inside and outside a kernel."""
-    inner = getattr(array, "__dict__", {}).get("_item")      # FakeWithinKernelCUDAArray
+    inner = internals.kernel_array_item(array)      # FakeWithinKernelCUDAArray
     return id(inner if inner is not None else array)
 
 
@@ -212,7 +206,7 @@ def simulator_trace() -> Iterator[KernelTrace]:
             return None
         key = (tuple(current.blockIdx), tuple(current.threadIdx))
         if key not in trace._block_dims:
-            trace._block_dims[key] = tuple(current._manager._block_dim)
+            trace._block_dims[key] = internals.simulated_block_dim(current) or ()
         return key
 
     def patch(cls: type, name: str, make: Callable[[Any], Any]) -> None:
@@ -286,14 +280,13 @@ def simulator_trace() -> Iterator[KernelTrace]:
     def traced_shared_init(original: Any) -> Any:
         def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
             original(self, *args, **kwargs)
-            self._allocations = _Allocations(self._allocations)
+            internals.wrap_shared_allocations(self, _Allocations)
         return __init__
 
     def traced_call(original: Any) -> Any:
         def __call__(self: Any, *args: Any) -> Any:
-            if self.grid_dim is not None and not getattr(self, "_device", False):
-                from numba.cuda.simulator import kernel as simulated
-                if simulated._get_kernel_context() is None:  # type: ignore[no-untyped-call]
+            if self.grid_dim is not None and not internals.is_device_function(self):
+                if internals.simulated_kernel_context() is None:
                     with record:
                         trace.launches.append(LaunchRecord(
                             getattr(self.fn, "__name__", "kernel"),

@@ -417,3 +417,64 @@ def test_every_accessor_is_tested() -> None:
     untested = [name for name in accessors if f"internals.{name}(" not in source]
     assert not untested, f"accessors without a test here: {untested}"
 
+
+
+# --------------------------------------------------------------------------- numba-cuda's simulator
+
+SIMULATED = r"""
+import os, threading
+os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+import numpy as np
+from numba import cuda
+from course_lib import internals
+
+seen = {}
+
+@cuda.jit
+def kernel(out):
+    i = cuda.grid(1)
+    if i == 0:
+        seen["dims"] = internals.simulated_block_dim(threading.current_thread())
+        seen["inside"] = internals.simulated_kernel_context() is not None
+        seen["item"] = internals.kernel_array_item(out) is not None
+        seen["shared"] = internals.wrap_shared_allocations(cuda.shared, lambda old: old)
+    out[i] = i
+
+out = cuda.to_device(np.zeros(8))
+kernel[2, 4](out)
+print(sorted(seen.items()), internals.simulated_kernel_context() is None,
+      internals.is_device_function(kernel), internals.numba_simulator_classes() is not None)
+"""
+
+
+def test_numba_simulator_internals_exist() -> None:
+    import subprocess
+
+    _optional("numba.cuda")
+    run = subprocess.run([sys.executable, "-c", SIMULATED], capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert run.returncode == 0, run.stderr[-2000:]
+    expected = ("[('dims', (4, 1, 1)), ('inside', True), ('item', True), ('shared', True)] "
+                "True False True")
+    _require(run.stdout.strip() == expected, "simulated_block_dim and its neighbours",
+             f"numba-cuda's simulator (a launch saw {run.stdout.strip()!r})")
+
+
+def test_numba_simulator_fallbacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Plain:
+        pass
+
+    assert internals.simulated_block_dim(Plain()) is None
+    assert internals.kernel_array_item(Plain()) is None
+    assert internals.wrap_shared_allocations(Plain(), lambda old: old) is False
+    assert internals.is_device_function(Plain()) is False
+    real = importlib.import_module
+
+    def missing(name: str, package: str | None = None) -> Any:
+        if name.startswith("numba"):
+            raise ImportError(name)
+        return real(name, package)
+
+    monkeypatch.setattr(internals.importlib, "import_module", missing)
+    assert internals.numba_simulator_classes() is None
+    assert internals.simulated_kernel_context() is None
