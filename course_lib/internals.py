@@ -81,6 +81,21 @@ def set_default_executor(loop: asyncio.AbstractEventLoop, executor: Executor | N
     return True
 
 
+# --------------------------------------------------------------------------- the interpreter
+
+
+def gil_enabled_now() -> bool | None:
+    """Whether the GIL is on in this process; None where the interpreter cannot say.
+
+    Calls ``sys._is_gil_enabled()`` (CPython 3.13+, documented despite its
+    underscore). None on 3.11 and 3.12, which always have a GIL.
+    """
+    import sys
+
+    is_enabled = getattr(sys, "_is_gil_enabled", None)
+    return bool(is_enabled()) if callable(is_enabled) else None
+
+
 # --------------------------------------------------------------------------- multiprocessing
 
 

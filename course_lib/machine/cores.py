@@ -245,8 +245,10 @@ def mp_context() -> multiprocessing.context.BaseContext:
 
 def gil_enabled() -> bool:
     """False only on a free-threaded build running without the GIL."""
-    is_enabled: Callable[[], bool] | None = getattr(sys, "_is_gil_enabled", None)
-    return True if is_enabled is None else bool(is_enabled())
+    from course_lib.internals import gil_enabled_now
+
+    enabled = gil_enabled_now()
+    return True if enabled is None else enabled
 
 
 def free_threaded_build() -> bool:

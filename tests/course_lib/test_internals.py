@@ -419,6 +419,23 @@ def test_every_accessor_is_tested() -> None:
 
 
 
+# --------------------------------------------------------------------------- the interpreter
+
+
+def test_gil_enabled_now_internal_exists() -> None:
+    if sys.version_info >= (3, 13):
+        _require(callable(getattr(sys, "_is_gil_enabled", None)), "gil_enabled_now",
+                 "sys._is_gil_enabled")
+        assert internals.gil_enabled_now() is bool(sys._is_gil_enabled())
+    else:
+        assert internals.gil_enabled_now() is None
+
+
+def test_gil_enabled_now_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(sys, "_is_gil_enabled", raising=False)
+    assert internals.gil_enabled_now() is None
+
+
 # --------------------------------------------------------------------------- numba-cuda's simulator
 
 SIMULATED = r"""
