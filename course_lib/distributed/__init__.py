@@ -17,19 +17,10 @@ and stopped when its ``with`` block ends:
 - :func:`run_scoop`: a SCOOP program run as ``python -m scoop``;
 - :class:`ReplicatedStore`: a toy replicated key-value store with a partition switch (CAP).
 
-Pointing the same code at a real cluster is configuration, not edits
-(:mod:`course_lib.distributed.config`):
-
-``COURSE_IPP_PROFILE``      ipyparallel profile of a running cluster
-                            (``ipcluster start --profile=NAME``)
-``COURSE_DASK_SCHEDULER``   address of a running Dask scheduler (``tcp://host:8786``)
-``COURSE_CELERY_BROKER``    Celery broker URL (``redis://host:6379/0``)
-``COURSE_CELERY_BACKEND``   Celery result backend URL (``redis://host:6379/1``)
-
-The same four settings can live in a TOML file (keys ``ipp_profile``,
-``dask_scheduler``, ``celery_broker``, ``celery_backend``), read from
-``$COURSE_CLUSTER_CONFIG`` or else ``~/.config/parallel-python/cluster.toml``;
-an environment variable wins over the file. ``local=True`` on the engine
+Pointing the same code at a real cluster is configuration, not edits: four
+settings (``COURSE_IPP_PROFILE``, ``COURSE_DASK_SCHEDULER``,
+``COURSE_CELERY_BROKER``, ``COURSE_CELERY_BACKEND``) in the environment or a
+TOML file, described in :mod:`course_lib.distributed.config`. ``local=True`` on the engine
 functions ignores both and always starts a private local engine (the failure
 demos kill workers: never on a shared cluster).
 
