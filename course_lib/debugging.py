@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .figures import new_axes
 from .internals import running_loop_or_none
+from .proc import kill_tree, run_bounded
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -106,10 +107,8 @@ def _check_timeout(timeout: float) -> float:
 
 
 def _kill(proc: subprocess.Popen[Any]) -> None:
-    if proc.poll() is None:
-        proc.kill()
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=10)
+    """Stop the program and anything it started."""
+    kill_tree(proc, timeout=10)
 
 
 def run_script(source: str, *, timeout: float = 10.0) -> ScriptResult:
@@ -128,19 +127,11 @@ def run_script(source: str, *, timeout: float = 10.0) -> ScriptResult:
         with open(path, "w", encoding="utf-8") as f:
             f.write(source)
         began = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, path], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, env=_python_env(), cwd=folder)
-        try:
-            out, err = proc.communicate(timeout=timeout)
-            timed_out = False
-        except subprocess.TimeoutExpired:
-            _kill(proc)
-            out, err = proc.communicate()
-            timed_out = True
+        # Bounded, and whatever the program started is stopped with it.
+        run = run_bounded([sys.executable, path], timeout, env=_python_env(), cwd=folder)
         elapsed = time.perf_counter() - began
-    return ScriptResult(None if timed_out else proc.returncode,
-                        out.decode("utf-8", "replace"), err.decode("utf-8", "replace"),
-                        timed_out, elapsed)
+    return ScriptResult(None if run.timed_out else run.returncode, run.stdout, run.stderr,
+                        run.timed_out, elapsed)
 
 
 @dataclass(frozen=True)

@@ -702,13 +702,16 @@ def _shm_entries() -> set[str]:
 
 
 def _mapped_shm() -> set[str]:
+    """Names in /dev/shm that some process still maps (psutil reads each one's maps)."""
+    import psutil
+
     names: set[str] = set()
-    for maps in Path("/proc").glob("[0-9]*/maps"):
+    for process in psutil.process_iter():
         try:
-            for line in maps.read_text().splitlines():
-                if "/dev/shm/" in line:
-                    names.add(line.rsplit("/dev/shm/", 1)[1].split(" ")[0])
-        except OSError:
+            for region in process.memory_maps(grouped=True):
+                if region.path.startswith("/dev/shm/"):
+                    names.add(region.path[len("/dev/shm/"):].split(" ")[0])  # " (deleted)"
+        except (psutil.Error, OSError):
             continue
     return names
 

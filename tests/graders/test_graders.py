@@ -464,3 +464,19 @@ def test_check_reads_an_nbformat_v3_notebook(toy_course: Path, tmp_path: Path) -
     # The command line reads it too: it gets as far as matching the chapter.
     proc = run_cli("check", str(path))
     assert proc.returncode == 2 and "match no chapter" in proc.stderr, proc.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="POSIX shared memory in /dev/shm")
+def test_a_segment_still_mapped_by_a_process_is_seen_as_in_use() -> None:
+    """The grader removes only leaked segments, never one a process still maps."""
+    from multiprocessing import shared_memory
+
+    import graders.grade as grade
+
+    shm = shared_memory.SharedMemory(create=True, size=4096)
+    try:
+        assert shm.name.lstrip("/") in grade._mapped_shm()
+    finally:
+        shm.close()
+        shm.unlink()
+    assert shm.name.lstrip("/") not in grade._mapped_shm()
