@@ -510,7 +510,8 @@ def test_a_coroutine_that_never_finishes_fails_in_time_and_the_next_run_works() 
     began = time.monotonic()
     with pytest.raises(AssertionError, match="did not finish within 0.3 s"):
         run_coroutine_within(0.3, forever)
-    assert time.monotonic() - began < 1.0
+    # 0.3 s bound, with slack for a loaded 2-core machine: the point is "not forever"
+    assert time.monotonic() - began < 3.0
 
     async def hard_block() -> None:
         time.sleep(6)

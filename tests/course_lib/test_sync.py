@@ -344,11 +344,16 @@ def test_monitor_finds_a_deadlock_and_abort_ends_it() -> None:
     monitor = LockMonitor(dawdle=0.02)
     a, b = monitor.lock("a"), monitor.lock("b")
     aborted: list[str] = []
+    # Both hold their first lock before either asks for its second, however late the
+    # second thread starts on a loaded machine: the deadlock is certain, not likely.
+    both_hold = threading.Barrier(2)
 
     def cross(first: Any, second: Any) -> None:
         try:
-            with first, second:
-                pass
+            with first:
+                both_hold.wait(10)
+                with second:
+                    pass
         except LockAborted:
             aborted.append(threading.current_thread().name)
 
