@@ -706,6 +706,8 @@ def _mapped_shm() -> set[str]:
     import psutil
 
     names: set[str] = set()
+    if not Path("/dev/shm").is_dir():  # macOS, Windows: no such folder (nor memory_maps on macOS)
+        return names
     for process in psutil.process_iter():
         try:
             for region in process.memory_maps(grouped=True):
